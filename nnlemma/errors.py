@@ -1,0 +1,39 @@
+"""One exception hierarchy for nnlemma.
+
+Every error the library raises on purpose derives from :class:`NnlemmaError`, so a caller (and the
+CLI) can catch exactly the failures that are the user's input's fault and report them in one line.
+Messages name the offending equation, op, value or file.
+"""
+
+
+class NnlemmaError(Exception):
+    """Root of every error nnlemma raises deliberately."""
+
+
+class IRError(NnlemmaError):
+    """An IR graph violates a structural rule: unknown op, bad arity or attribute, a value used
+    before its definition or defined twice, or a shape mismatch."""
+
+
+class ShapeError(IRError):
+    """Operand shapes do not fit the op's shape rule."""
+
+
+class KernelError(NnlemmaError):
+    """The float32 kernel could not evaluate an equation (the message names the equation)."""
+
+
+class ModelLoadError(NnlemmaError):
+    """A model file (ONNX, JSON IR, weights) is missing, malformed, unsafe or unsupported."""
+
+
+class UnsupportedOpError(ModelLoadError):
+    """A model uses operators nnlemma has no rules for. ``ops`` lists every ``(op_type, node)``."""
+
+    def __init__(self, message: str, ops: list[tuple[str, str]]):
+        super().__init__(message)
+        self.ops = ops
+
+
+class InputError(NnlemmaError):
+    """Input data (arrays, shapes, weights) does not fit the model."""
