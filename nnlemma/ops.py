@@ -133,7 +133,7 @@ _SPECS = [
     OpSpec("relu", (1, 1), "y = max(x, +0) (IEEE-2019 maximum: NaN propagates, relu(-0) = +0)",
            properties=MONO | PWL),
     OpSpec("leaky_relu", (1, 1), "y = x if x > 0 else fl(alpha * x)",
-           attrs={"alpha": AttrSpec(_float, check=lambda a: 0.0 <= a <= 1.0, doc="0 <= alpha <= 1")},
+           attrs={"alpha": AttrSpec(_float, check=lambda a: 0.0 < a <= 1.0, doc="0 < alpha <= 1")},
            properties=MONO | PWL),
     OpSpec("clamp", (1, 1), "y = minimum(maximum(x, lo), hi) with IEEE-2019 maximum/minimum",
            attrs={"lo": AttrSpec(_float, -math.inf, _finite_or_inf, "not NaN"),

@@ -10,7 +10,7 @@ Format::
     }
 
 Attributes print in sorted key order with ``repr`` of their (float32-exact) values, so the text is
-a deterministic function of the graph.
+a deterministic function of the graph. Parameters with at most 4 elements show their values.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ def format_attrs(attrs) -> str:
 def format_graph(graph: Graph) -> str:
     lines = [f"graph({', '.join(_val(v) for v in graph.inputs)}) {{"]
     for p in graph.params:
-        lines.append(f"  param {_val(p.value)}")
+        line = f"  param {_val(p.value)}"
+        if p.data.size <= 4:  # show small constants (literals, scalars) inline
+            line += " = " + repr([float(v) for v in p.data.reshape(-1)])
+        lines.append(line)
     for e in graph.equations:
         args = ", ".join(f"%{i}" for i in e.inputs)
         attrs = format_attrs(e.attrs)

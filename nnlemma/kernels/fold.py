@@ -56,15 +56,11 @@ def _window(xp: np.ndarray, i: int, j: int, oh: int, ow: int, stride) -> np.ndar
     return xp[:, :, i:i + stride[0] * (oh - 1) + 1:stride[0], j:j + stride[1] * (ow - 1) + 1:stride[1]]
 
 
-def conv2d(x, w, b=None, *, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1)):
-    """Fold over (c_in, kh, kw) in index order on the zero-padded input; padded zeros are
-    multiplied like any other input element; bias last."""
-    x = np.asarray(x, F32)
-    w = np.asarray(w, F32)
-    xp = _pad(x, pads, 0.0)
-    n, cout, kh, kw = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
-    oh = (xp.shape[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (xp.shape[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+def conv_fold(xp: np.ndarray, w: np.ndarray, stride, dilation, oh: int, ow: int) -> np.ndarray:
+    """conv2d's fold (no bias) on the already zero-padded input ``xp [N, C, Hp, Wp]`` with
+    ``w [C_out, C, kh, kw]``: one float32 multiply and one add per (c_in, kh, kw), in index order,
+    vectorised over the independent outputs ``[N, C_out, oh, ow]``."""
+    n, cout, kh, kw = xp.shape[0], w.shape[0], w.shape[2], w.shape[3]
     acc = np.zeros((n, cout, oh, ow), dtype=F32)
     with np.errstate(all="ignore"):
         for ci in range(w.shape[1]):
@@ -72,6 +68,21 @@ def conv2d(x, w, b=None, *, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1)):
                 for j in range(kw):
                     win = _window(xp[:, ci:ci + 1], i * dilation[0], j * dilation[1], oh, ow, stride)
                     np.add(acc, np.multiply(win, w[None, :, ci, i, j, None, None], dtype=F32), out=acc, dtype=F32)
+    return acc
+
+
+def conv2d(x, w, b=None, *, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), fold=conv_fold):
+    """Fold over (c_in, kh, kw) in index order on the zero-padded input; padded zeros are
+    multiplied like any other input element; bias last. ``fold`` is :func:`conv_fold` or a
+    compiled version with the same bits (``nnlemma.kernels.fast.conv_fold``)."""
+    x = np.asarray(x, F32)
+    w = np.asarray(w, F32)
+    xp = _pad(x, pads, 0.0)
+    kh, kw = w.shape[2], w.shape[3]
+    oh = (xp.shape[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (xp.shape[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    with np.errstate(all="ignore"):
+        acc = fold(xp, w, stride, dilation, oh, ow)
         if b is not None:
             acc = np.add(acc, np.asarray(b, F32)[None, :, None, None], dtype=F32)
     return acc

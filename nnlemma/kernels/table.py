@@ -3,6 +3,10 @@
 Every rule's result passes through :func:`canon`, so every NaN the kernel produces is the
 canonical quiet NaN 0x7FC00000 whatever the CPU would have produced (x86 makes 0xFFC00000 for
 inf − inf). The exact semantics of each op are in SEMANTICS.md.
+
+``linear``, ``matmul`` and ``conv2d`` use the compiled folds of :mod:`nnlemma.kernels.fast`, which
+give the same bits as the numpy folds in :mod:`nnlemma.kernels.fold` (and are those folds when
+numba is unavailable).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 
 from ..ir.shapes import resolve_reshape
 from . import elementwise as ew
-from . import fold, transcendental as tr
+from . import fast, fold, transcendental as tr
 from .float32 import canon
 
 F32 = np.float32
@@ -48,9 +52,9 @@ _RAW: dict[str, Callable[..., np.ndarray]] = {
     "div": ew.div,
     "maximum": ew.maximum,
     "minimum": ew.minimum,
-    "linear": fold.linear,
-    "matmul": fold.matmul,
-    "conv2d": fold.conv2d,
+    "linear": fast.linear,
+    "matmul": fast.matmul,
+    "conv2d": fast.conv2d,
     "batch_norm": fold.batch_norm,
     "avg_pool2d": fold.avg_pool2d,
     "max_pool2d": fold.max_pool2d,

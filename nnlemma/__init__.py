@@ -1,0 +1,34 @@
+"""nnlemma: neural-network guarantees with one float32 semantics for execution and verification.
+
+``import nnlemma as nl`` gives the PyTorch-style API (``nl.tensor``, ``nl.nn``, functional ops),
+``nl.compile`` (trace to the SSA IR), ``nl.run`` (the float32 kernel on a graph) and
+``nl.load_onnx``. The exact float32 semantics of every op is in SEMANTICS.md.
+"""
+
+from . import ir, nn, ops
+from .compile import CompiledGraph, compile
+from .errors import (InputError, IRError, KernelError, ModelLoadError, NnlemmaError, ShapeError,
+                     UnsupportedOpError)
+from .functional import (abs, clamp, concat, cos, exp, hardtanh, leaky_relu, linear, maximum, mean, minimum,
+                         neg, relu, reshape, sigmoid, sin, sqrt, square, stack, sum, tanh, transpose)
+from .interpret import run
+from .model_io import load_model
+from .tensor import Tensor, bind, tensor
+from .weights import load_npz, save_npz
+
+
+def load_onnx(path, **kwargs):
+    """Load an ONNX model as an IR graph (see :mod:`nnlemma.onnx_import`)."""
+    from .onnx_import import load_onnx as _load
+
+    return _load(path, **kwargs)
+
+
+__version__ = "0.1.0"
+__all__ = [
+    "CompiledGraph", "IRError", "InputError", "KernelError", "ModelLoadError", "NnlemmaError", "ShapeError",
+    "Tensor", "UnsupportedOpError", "abs", "bind", "clamp", "compile", "concat", "cos", "exp", "hardtanh",
+    "ir", "leaky_relu", "linear", "load_model", "load_npz", "load_onnx", "maximum", "mean", "minimum",
+    "neg", "nn", "ops", "relu", "reshape", "run", "save_npz", "sigmoid", "sin", "sqrt", "square",
+    "stack", "sum", "tanh", "tensor", "transpose",
+]

@@ -1,0 +1,161 @@
+"""The ``nnlemma`` command line: ``inspect``, ``run``, ``ops``.
+
+Bad input (missing or malformed file, unsupported op, wrong input shape, non-finite weights) gets
+a one-line ``nnlemma: error: ...`` on stderr and exit code 2, never a traceback. Output files are
+written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, NnlemmaError
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+
+def _load(path: str, allow_nonfinite: bool = False):
+    from .model_io import load_model
+
+    return load_model(path, allow_nonfinite=allow_nonfinite)
+
+
+def cmd_inspect(args) -> int:
+    from .coverage import RULE_TABLES, coverage
+
+    graph = _load(args.model, args.allow_nonfinite)
+    print(graph)
+    print(f"\nparameters: {graph.param_count()} in {len(graph.params)} tensors; "
+          f"equations: {len(graph.equations)}")
+    tables = list(RULE_TABLES)
+    print("\nop coverage (" + ", ".join(tables) + "):")
+    for op in graph.ops_used():
+        n = sum(e.op == op for e in graph.equations)
+        cov = coverage(op)
+        print(f"  {op:<12} x{n:<4} " + "  ".join(f"{t}={cov[t]}" for t in tables))
+    if args.save_ir:
+        from .ir.serialize import save
+
+        save(graph, args.save_ir)
+        print(f"\nIR written to {args.save_ir}")
+    return 0
+
+
+def _read_input(path: str) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such input file") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{path}: not a readable .npy array ({exc})") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{path}: expected a single .npy array, got an archive")
+    return arr
+
+
+def _save_npy(path: str, arr: np.ndarray) -> None:
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, arr)
+    os.replace(tmp, path)
+
+
+def cmd_run(args) -> int:
+    from .interpret import run
+    from .ir.builder import rebuild
+
+    graph = _load(args.model, args.allow_nonfinite)
+    if len(graph.inputs) != 1:
+        raise InputError(f"{args.model}: model has {len(graph.inputs)} inputs; `run` takes exactly one")
+    x = _read_input(args.input)
+    want = graph.inputs[0].shape
+    if x.shape != want and x.shape[1:] == want[1:] and x.ndim == len(want):
+        try:
+            graph = rebuild(graph, [x.shape])  # another batch size
+        except NnlemmaError as exc:
+            raise InputError(f"{args.input}: shape {list(x.shape)} does not fit the model input "
+                             f"{list(want)} ({exc})") from None
+    elif x.shape != want:
+        raise InputError(f"{args.input}: input shape {list(x.shape)} does not match the model input "
+                         f"{list(want)} (only the batch dimension may differ)")
+    outs = run(graph, x)
+    if args.output:
+        if len(outs) != 1:
+            raise InputError(f"model has {len(outs)} outputs; --output takes a single-output model")
+        _save_npy(args.output, outs[0])
+    if args.json:
+        print(json.dumps({"outputs": [o.tolist() for o in outs]}))
+    elif not args.output or args.print:
+        with np.printoptions(precision=9, threshold=200):
+            for v, o in zip(graph.output_values, outs):
+                print(f"{v.name or v}: shape {list(o.shape)}\n{o}")
+    return 0
+
+
+def cmd_ops(args) -> int:
+    from .coverage import RULE_TABLES, coverage, explain
+    from .ops import OPS
+
+    if args.explain:
+        op = args.explain.lower()
+        if op not in OPS:
+            raise InputError(f"unknown op {args.explain!r}; known: {', '.join(sorted(OPS))}")
+        print(explain(op))
+        return 0
+    tables = list(RULE_TABLES)
+    print(f"{'op':<12} " + " ".join(f"{t:<16}" for t in tables))
+    for op in OPS:
+        cov = coverage(op)
+        print(f"{op:<12} " + " ".join(f"{cov[t]:<16}" for t in tables))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nnlemma", description="Checkable neural-network guarantees.")
+    sub = p.add_subparsers(dest="command", required=True)
+    i = sub.add_parser("inspect", help="print the IR, parameter count and rule coverage of a model")
+    i.add_argument("model", help="model file (.onnx or nnlemma IR .json)")
+    i.add_argument("--save-ir", metavar="OUT.json", help="also write the IR as JSON")
+    i.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/inf weights")
+    i.set_defaults(fn=cmd_inspect)
+    r = sub.add_parser("run", help="run the float32 kernel on an input array")
+    r.add_argument("model")
+    r.add_argument("--input", required=True, metavar="X.npy", help="input array (batch size may differ)")
+    r.add_argument("--output", metavar="Y.npy", help="write the output array here")
+    r.add_argument("--print", action="store_true", help="print outputs even with --output")
+    r.add_argument("--json", action="store_true", help="print outputs as JSON")
+    r.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/inf weights")
+    r.set_defaults(fn=cmd_run)
+    o = sub.add_parser("ops", help="list ops and their rule coverage")
+    o.add_argument("--explain", metavar="OP", help="show one op's semantics and rules")
+    o.set_defaults(fn=cmd_ops)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except NnlemmaError as exc:
+        print(f"nnlemma: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"nnlemma: error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("nnlemma: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug in nnlemma: still one line, distinct exit code
+        print(f"nnlemma: internal error (please report): {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
