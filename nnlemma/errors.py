@@ -37,3 +37,8 @@ class UnsupportedOpError(ModelLoadError):
 
 class InputError(NnlemmaError):
     """Input data (arrays, shapes, weights) does not fit the model."""
+
+
+class SpecError(NnlemmaError):
+    """A property file (VNN-LIB) is malformed or outside the supported fragment; the message
+    names the file and line."""

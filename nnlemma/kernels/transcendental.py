@@ -92,7 +92,7 @@ def _boundary_distance(v: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 def correctly_rounded(name: str, x: np.ndarray) -> np.ndarray:
     """Elementwise correctly rounded ``name`` (exp, tanh, sigmoid, sin, cos) of a float32 array."""
-    x = np.asarray(x, dtype=F32)
+    x = np.ascontiguousarray(x, dtype=F32)  # C order: the flat views below must alias r
     x64 = x.astype(np.float64)
     with np.errstate(all="ignore"):
         v = _FAST[name](x64)

@@ -1,0 +1,66 @@
+"""Sound linear relaxations of activations over an input interval, in exact arithmetic.
+
+For ``y = f(x)`` with ``x in [l, u]`` a relaxation is two lines ``a_lo·x + b_lo <= f(x) <=
+a_hi·x + b_hi`` that hold for every *real* x in the interval. Slopes are chosen by the usual
+CROWN heuristics (in float64, so only approximately), then the intercepts are computed with
+directed rounding so that the inequalities hold *exactly for the float64 slopes actually used*:
+
+* ReLU and LeakyReLU(alpha <= 1) are convex, so a line lies above them on [l, u] iff it lies above
+  at both endpoints: ``b_hi = max(f(l) − a·l, f(u) − a·u)`` rounded up. A line through the origin
+  with slope in [alpha, 1] lies below them everywhere, so ``b_lo = 0`` is exact.
+
+Arrays are float64; l <= u elementwise and finite (callers cut non-finite intervals first).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_DOWN = -np.inf
+_UP = np.inf
+
+
+def _up(v):
+    return np.nextafter(v, _UP)
+
+
+def _down(v):
+    return np.nextafter(v, _DOWN)
+
+
+def upper_line_convex(l: np.ndarray, u: np.ndarray, fl: np.ndarray, fu: np.ndarray, slope: np.ndarray):
+    """Intercept b such that slope·x + b >= f(x) on [l, u] for a convex f with f(l) = fl and
+    f(u) = fu exactly (float64 values): b >= f(e) − slope·e at both endpoints, rounded up."""
+    with np.errstate(all="ignore"):
+        # _down(slope * e) <= the exact product, so fe minus it is >= fe − slope·e; rounding the
+        # difference up keeps the inequality.
+        b1 = _up(fl - _down(slope * l))
+        b2 = _up(fu - _down(slope * u))
+    return np.maximum(b1, b2)
+
+
+def relu_relaxation(l: np.ndarray, u: np.ndarray, alpha_lo: np.ndarray | None = None, negative_slope: float = 0.0):
+    """(a_lo, b_lo, a_hi, b_hi) for ``max(x, negative_slope·x)`` on [l, u] (0 <= slope < 1).
+
+    Stable intervals get the exact function (identity or the negative-branch line); unstable ones
+    the chord above and a line through the origin with slope ``alpha_lo`` in [negative_slope, 1]
+    below (default: 1 if u > −l else negative_slope, CROWN's adaptive choice)."""
+    s = float(negative_slope)
+    l = np.asarray(l, np.float64)
+    u = np.asarray(u, np.float64)
+    pos = l >= 0
+    neg = u <= 0
+    unstable = ~pos & ~neg
+    if alpha_lo is None:
+        alpha_lo = np.where(u > -l, 1.0, s)
+    alpha_lo = np.clip(alpha_lo, s, 1.0)
+    with np.errstate(all="ignore"):
+        chord = np.where(unstable, (u - s * l) / np.where(unstable, u - l, 1.0), 0.0)
+    chord = np.clip(chord, s, 1.0)  # the exact chord slope lies in [s, 1]; keep the float one there
+    fl_up = np.where(s == 0, 0.0, _up(s * l))  # >= f(l) = s·l (l < 0 when unstable)
+    b_hi_unstable = upper_line_convex(l, u, fl_up, u, chord)
+    a_lo = np.where(pos, 1.0, np.where(neg, s, alpha_lo))
+    b_lo = np.zeros_like(l)
+    a_hi = np.where(pos, 1.0, np.where(neg, s, chord))
+    b_hi = np.where(unstable, b_hi_unstable, 0.0)
+    return a_lo, b_lo, a_hi, b_hi
