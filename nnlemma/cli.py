@@ -99,6 +99,66 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    import time
+
+    from . import vnnlib
+    from .verify import verify
+    from .verify.report import atomic_write, read_instances, vnncomp_text, write_json
+
+    if args.instances:
+        return _verify_instances(args, read_instances(args.instances))
+    if not args.model or not args.spec:
+        raise InputError("verify needs MODEL and SPEC (or --instances CSV)")
+    t0 = time.monotonic()
+    graph = _load(args.model)
+    prop = vnnlib.load(args.spec)
+    budget = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - t0))
+    result = verify(graph, prop, semantics=args.semantics, timeout=budget, seed=args.seed)
+    result.seconds = time.monotonic() - t0
+    print(f"{result.status}  ({result.seconds:.2f} s, {sum(c.boxes for c in result.cases)} boxes)"
+          + (f"  {result.reason}" if result.reason else ""))
+    if args.result:
+        atomic_write(args.result, vnncomp_text(result))
+    if args.json:
+        write_json(args.json, {"model": str(args.model), "spec": str(args.spec), "semantics": args.semantics,
+                               "seed": args.seed, **result.to_json()})
+    return 0
+
+
+def _verify_instances(args, rows) -> int:
+    import csv
+    import io
+    import time
+
+    from tqdm import tqdm
+
+    from . import vnnlib
+    from .verify import verify
+    from .verify.report import atomic_write
+
+    out_rows = []
+    for onnx_path, spec_path, timeout in tqdm(rows, desc="instances", unit="inst", disable=args.quiet):
+        t0 = time.monotonic()
+        try:
+            graph = _load(str(onnx_path))
+            prop = vnnlib.load(spec_path)
+            budget = timeout if args.timeout is None else min(timeout, args.timeout)
+            res = verify(graph, prop, semantics=args.semantics, timeout=max(0.0, budget - (time.monotonic() - t0)),
+                         seed=args.seed)
+            status, reason = res.status, res.reason
+        except NnlemmaError as exc:
+            status, reason = "error", " ".join(str(exc).split())
+        out_rows.append([onnx_path.name, spec_path.name, status, f"{time.monotonic() - t0:.3f}", reason])
+    buf = io.StringIO()
+    csv.writer(buf).writerows([["onnx", "vnnlib", "result", "seconds", "reason"], *out_rows])
+    if args.results_csv:
+        atomic_write(args.results_csv, buf.getvalue())
+    else:
+        print(buf.getvalue(), end="")
+    return 0
+
+
 def cmd_ops(args) -> int:
     from .coverage import RULE_TABLES, coverage, explain
     from .ops import OPS
@@ -133,6 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print outputs as JSON")
     r.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/inf weights")
     r.set_defaults(fn=cmd_run)
+    v = sub.add_parser("verify", help="decide a VNN-LIB property for the float32 kernel")
+    v.add_argument("model", nargs="?", help="model file (.onnx or nnlemma IR .json)")
+    v.add_argument("spec", nargs="?", help="VNN-LIB property")
+    v.add_argument("--timeout", type=float, metavar="S", help="wall-clock limit in seconds")
+    v.add_argument("--json", metavar="OUT", help="write a JSON report")
+    v.add_argument("--result", metavar="FILE", help="write the VNN-COMP result file")
+    v.add_argument("--semantics", choices=["float32"], default="float32",
+                   help="float32: the kernel's execution (the only one implemented so far)")
+    v.add_argument("--seed", type=int, default=0, help="seed for falsification (reproducible runs)")
+    v.add_argument("--instances", metavar="CSV", help="VNN-COMP instances CSV (onnx,vnnlib,timeout)")
+    v.add_argument("--results-csv", metavar="OUT", help="with --instances: write the results CSV here")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    v.set_defaults(fn=cmd_verify)
     o = sub.add_parser("ops", help="list ops and their rule coverage")
     o.add_argument("--explain", metavar="OP", help="show one op's semantics and rules")
     o.set_defaults(fn=cmd_ops)

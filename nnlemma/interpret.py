@@ -43,7 +43,7 @@ def as_input(x: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     if arr.shape != tuple(shape):
         raise InputError(f"input {name}: expected shape {list(shape)}, got {list(arr.shape)}")
     with np.errstate(over="ignore"):
-        return np.ascontiguousarray(arr, dtype=np.float32)
+        return np.array(arr, dtype=np.float32, order="C")  # keeps rank 0 (ascontiguousarray would not)
 
 
 def run(graph: Graph, *inputs: Any) -> list[np.ndarray]:

@@ -7,6 +7,7 @@ here (checked by the coverage test).
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -135,15 +136,15 @@ def resolve_reshape(x: Shape, shape: Shape) -> Shape:
             out.append(d)
         else:
             raise ShapeError(f"reshape entry {d} is invalid")
-    size = int(np.prod(x, dtype=np.int64))
+    size = math.prod(x)  # exact Python integers: no int64 wrap-around
     if out.count(-1) > 1:
         raise ShapeError(f"reshape {shape} has more than one -1")
     if -1 in out:
-        rest = int(np.prod([d for d in out if d != -1], dtype=np.int64))
+        rest = math.prod(d for d in out if d != -1)
         if rest == 0 or size % rest:
             raise ShapeError(f"cannot reshape {x} to {shape}")
         out[out.index(-1)] = size // rest
-    if int(np.prod(out, dtype=np.int64)) != size:
+    if math.prod(out) != size:
         raise ShapeError(f"cannot reshape {x} ({size} elements) to {tuple(out)}")
     return tuple(out)
 

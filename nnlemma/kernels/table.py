@@ -62,7 +62,7 @@ _RAW: dict[str, Callable[..., np.ndarray]] = {
     "mean": fold.mean,
     "concat": _concat,
     "reshape": _reshape,
-    "transpose": lambda x, *, perm: np.ascontiguousarray(np.transpose(np.asarray(x, F32), perm)),
+    "transpose": lambda x, *, perm: np.array(np.transpose(np.asarray(x, F32), perm), order="C"),
     "slice": fold.slice_,
 }
 

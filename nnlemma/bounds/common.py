@@ -1,0 +1,79 @@
+"""Shared pieces of the linear-bound engines: the context, float64 error constants, relaxations
+of a node, and outward conversion of float64 bounds to float32."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ir.graph import Equation, Graph
+from .interval import Interval
+from .linrelax import relu_relaxation
+
+U64 = 2.0 ** -53
+MIN_SUB_ERR = 2.0 ** -150
+
+
+def gamma(n: int) -> float:
+    """γ_n = n·u/(1 − n·u) for float64, doubled as a margin for the bound's own rounding."""
+    return 2.0 * n * U64 / (1 - n * U64)
+
+
+AFFINE = {"linear", "matmul", "add", "sub", "neg", "mul", "div", "sum", "mean", "identity", "reshape",
+          "transpose", "slice", "concat"}
+RELAX = {"relu", "leaky_relu"}
+
+
+@dataclass
+class Ctx:
+    graph: Graph
+    semantics: str
+    B: int
+    bounds: dict[int, Interval]                 # best interval per value id
+    err: dict[int, np.ndarray] = field(default_factory=dict)   # float32 rounding bound per node
+    params: dict[int, np.ndarray] = field(default_factory=dict)
+    eqn_of: dict[int, Equation] = field(default_factory=dict)
+    alpha: dict[int, np.ndarray] = field(default_factory=dict)  # relu lower slopes by node id
+    cut_nodes: set[int] = field(default_factory=set)
+    relax_cache: dict = field(default_factory=dict)
+
+    def lshape(self, vid: int) -> tuple[int, ...]:
+        return (self.B,) + tuple(self._shapes[vid][1:])
+
+    def __post_init__(self):
+        self._shapes = {v.id: v.shape for v in self.graph.values().values()}
+
+    def xmax(self, vid: int) -> np.ndarray:
+        """max |x| over the node's interval, float64 (inf where unbounded)."""
+        iv = self.bounds[vid]
+        return np.maximum(np.abs(iv.lo.astype(np.float64)), np.abs(iv.hi.astype(np.float64)))
+
+
+def f64_to_f32_down(v: np.ndarray) -> np.ndarray:
+    f = v.astype(np.float32)
+    return np.where(f.astype(np.float64) > v, np.nextafter(f, np.float32(-np.inf)), f).astype(np.float32)
+
+
+def f64_to_f32_up(v: np.ndarray) -> np.ndarray:
+    f = v.astype(np.float32)
+    return np.where(f.astype(np.float64) < v, np.nextafter(f, np.float32(np.inf)), f).astype(np.float32)
+
+
+def relaxation(ctx: Ctx, e: Equation):
+    """The node's relaxation (cached: a relaxed node's input bounds are final once computed)."""
+    hit = ctx.relax_cache.get(e.out.id)
+    if hit is None:
+        x = e.inputs[0]
+        iv = ctx.bounds[x]
+        l = np.broadcast_to(iv.lo.astype(np.float64), ctx.lshape(x))
+        u = np.broadcast_to(iv.hi.astype(np.float64), ctx.lshape(x))
+        if not (np.isfinite(l).all() and np.isfinite(u).all()) or iv.nan.any() or x in ctx.params:
+            hit = None
+        else:
+            s = dict(e.attrs).get("alpha", 0.0) if e.op == "leaky_relu" else 0.0
+            hit = relu_relaxation(l, u, ctx.alpha.get(e.out.id), s)
+        ctx.relax_cache[e.out.id] = hit or ()
+    return hit or None
+
+

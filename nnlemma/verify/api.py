@@ -1,0 +1,62 @@
+"""``nl.verify(model, spec)``: decide a VNN-LIB property for the float32 kernel.
+
+The property is a disjunction of cases (one per input box); it is ``unsat`` (holds) only if every
+case is unsat, ``sat`` as soon as one case has a counterexample that replays on the kernel.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+from ..ir.graph import Graph
+from ..vnnlib import Property
+from .bab import CaseResult, Options, solve_case
+from .problem import Problem
+
+
+@dataclass
+class VerifyResult:
+    status: str                         # unsat / sat / unknown / timeout
+    x: np.ndarray | None = None         # counterexample input (flat float32) when sat
+    y: np.ndarray | None = None         # kernel output at x
+    reason: str = ""
+    seconds: float = 0.0
+    cases: list[CaseResult] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        d = {"status": self.status, "reason": self.reason, "seconds": round(self.seconds, 4),
+             "boxes": sum(c.boxes for c in self.cases), "leaves": sum(c.leaves for c in self.cases),
+             "enumerated_points": sum(c.enumerated_points for c in self.cases),
+             "cases": [{"status": c.status, "reason": c.reason, "boxes": c.boxes} for c in self.cases]}
+        if self.x is not None:
+            d["counterexample"] = {"x": [float(v) for v in self.x], "y": [float(v) for v in self.y]}
+        return d
+
+
+def verify(graph: Graph, prop: Property, *, semantics: str = "float32", timeout: float | None = None,
+           seed: int = 0, options: Options | None = None) -> VerifyResult:
+    if semantics != "float32":
+        raise InputError(f"semantics {semantics!r} is not supported by verify yet (use 'float32')")
+    start = time.monotonic()
+    opts = options or Options()
+    opts.seed = seed
+    opts.timeout = timeout
+    deadline = None if timeout is None else start + timeout
+    problem = Problem(graph, semantics)
+    if prop.n_inputs != problem.n_in or prop.n_outputs != problem.n_out:
+        raise InputError(f"{prop.source}: property has {prop.n_inputs} inputs and {prop.n_outputs} outputs; "
+                         f"the model has {problem.n_in} and {problem.n_out}")
+    results = []
+    for case in prop.cases:
+        r = solve_case(problem, case, opts, deadline)
+        results.append(r)
+        if r.status == "sat":
+            return VerifyResult("sat", r.x, r.y, "", time.monotonic() - start, results)
+    worst = next((r for r in results if r.status == "timeout"), None) or \
+        next((r for r in results if r.status == "unknown"), None)
+    status = worst.status if worst else "unsat"
+    return VerifyResult(status, None, None, worst.reason if worst else "", time.monotonic() - start, results)

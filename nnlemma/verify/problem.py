@@ -1,0 +1,77 @@
+"""A model with one input and one output, seen as a map from flat float32 vectors to flat float32
+vectors (VNN-LIB's ``X_i``/``Y_j`` index the row-major flattening of the batch-1 tensors), with
+batched kernel evaluation and batched certified bounds of linear forms of the output."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ..interpret import run
+from ..ir.builder import rebuild
+from ..ir.graph import Graph
+from ..bounds.backward import backward
+from ..bounds.crown import prepare, tighten
+
+F32 = np.float32
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+class Problem:
+    def __init__(self, graph: Graph, semantics: str = "float32"):
+        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+            raise InputError("verification needs a model with exactly one input and one output")
+        self.graph = graph
+        self.semantics = semantics
+        self.in_shape = graph.inputs[0].shape
+        self.out_shape = graph.output_values[0].shape
+        if not self.in_shape or self.in_shape[0] != 1 or not self.out_shape or self.out_shape[0] != 1:
+            raise InputError(f"model input {list(self.in_shape)} and output {list(self.out_shape)} must have "
+                             "batch size 1 as leading axis")
+        self.n_in = int(np.prod(self.in_shape))
+        self.n_out = int(np.prod(self.out_shape))
+        self._graphs: dict[int, Graph] = {1: graph}
+        self.bound_calls = 0
+
+    def batched(self, n: int) -> Graph:
+        g = self._graphs.get(n)
+        if g is None:
+            g = self._graphs[n] = rebuild(self.graph, [(n,) + tuple(self.in_shape[1:])])
+        return g
+
+    def evaluate(self, X: np.ndarray) -> np.ndarray:
+        """Kernel outputs ``[N, n_out]`` for float32 points ``[N, n_in]``."""
+        X = np.asarray(X, F32)
+        n = X.shape[0]
+        m = _pow2(n)
+        Xp = np.concatenate([X, np.repeat(X[-1:], m - n, axis=0)]) if m > n else X
+        Y = run(self.batched(m), Xp.reshape((m,) + tuple(self.in_shape[1:])))[0]
+        return Y.reshape(m, -1)[:n]
+
+    def bound_rows(self, lo: np.ndarray, hi: np.ndarray, C: np.ndarray):
+        """Certified lower bounds ``[S, B]`` of ``C·y`` over each box ``[B, n_in]`` and the input
+        coefficients ``[S, B, n_in]`` of the linear lower bounds; None if bounding is impossible
+        (the reason is returned instead)."""
+        n = lo.shape[0]
+        m = _pow2(n)
+        if m > n:
+            lo = np.concatenate([lo, np.repeat(lo[-1:], m - n, axis=0)])
+            hi = np.concatenate([hi, np.repeat(hi[-1:], m - n, axis=0)])
+        g = self.batched(m)
+        shape = (m,) + tuple(self.in_shape[1:])
+        ctx, reason = prepare(g, lo.reshape(shape), hi.reshape(shape), self.semantics)
+        if ctx is None:
+            return None, reason
+        tighten(ctx)
+        out = g.outputs[0]
+        S = C.shape[0]
+        lam = np.broadcast_to(C.reshape((S, 1) + tuple(self.out_shape[1:])), (S, m) + tuple(self.out_shape[1:])).copy()
+        coeffs: dict = {}
+        lb = backward(ctx, out, lam, coeffs)
+        A = coeffs.get(g.inputs[0].id)
+        A = np.zeros((S, m, self.n_in)) if A is None else A.reshape(S, m, -1)
+        self.bound_calls += 1
+        return (lb[:, :n], A[:, :n]), ""

@@ -1,0 +1,70 @@
+"""A property case as a matrix over the outputs, and exact refutation of its atoms.
+
+For one case of a VNN-LIB property, every atom ``c·y + d <= 0`` (``< 0``) of the unsafe DNF
+becomes a row of ``C`` with constant ``d`` (an exact Fraction). Given a certified lower bound
+``lb`` of ``c·y`` over a box (exact real value of the linear form at the kernel's float32
+outputs), the atom is impossible on the box iff ``lb + d > 0`` (``>= 0`` for strict atoms) —
+compared exactly in rationals. A box is safe iff every conjunction has an impossible atom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from ..vnnlib import Atom, Case
+
+
+@dataclass(frozen=True)
+class SpecRows:
+    C: np.ndarray                        # [n_atoms, n_outputs] float64 (exact when coefficients are)
+    d: tuple[Fraction, ...]
+    strict: tuple[bool, ...]
+    conjunctions: tuple[tuple[int, ...], ...]   # atom row indices per conjunction
+    exact: bool                          # every coefficient is exactly representable in float64
+
+    @staticmethod
+    def from_case(case: Case, n_outputs: int) -> "SpecRows":
+        atoms: dict[Atom, int] = {}
+        conj = []
+        for c in case.unsafe:
+            conj.append(tuple(atoms.setdefault(a, len(atoms)) for a in c))
+        C = np.zeros((len(atoms), n_outputs))
+        exact = True
+        for a, row in atoms.items():
+            for j, coef in a.coeffs:
+                C[row, j] = float(coef)
+                exact &= Fraction(C[row, j]) == coef
+        return SpecRows(C, tuple(a.const for a in atoms), tuple(a.strict for a in atoms), tuple(conj), exact)
+
+    def refuted(self, lb: np.ndarray) -> np.ndarray:
+        """``[n_atoms, B]`` bool: atom impossible on box b, given lower bounds of ``C·y``."""
+        out = np.zeros(lb.shape, bool)
+        for i in range(lb.shape[0]):
+            d, strict = self.d[i], self.strict[i]
+            for b in range(lb.shape[1]):
+                v = lb[i, b]
+                if not np.isfinite(v):
+                    continue
+                total = Fraction(float(v)) + d
+                out[i, b] = total >= 0 if strict else total > 0
+        return out
+
+    def safe(self, lb: np.ndarray) -> np.ndarray:
+        """``[B]`` bool: every conjunction has an atom refuted on box b."""
+        ref = self.refuted(lb)
+        ok = np.ones(lb.shape[1], bool)
+        for conj in self.conjunctions:
+            ok &= ref[list(conj)].any(axis=0) if conj else False
+        return ok
+
+    def margin(self, lb: np.ndarray) -> np.ndarray:
+        """``[B]`` float: a score of how far box b is from safe (larger = closer), for ordering."""
+        m = np.full(lb.shape[1], np.inf)
+        dd = np.array([float(x) for x in self.d])[:, None]
+        vals = lb + dd
+        for conj in self.conjunctions:
+            m = np.minimum(m, vals[list(conj)].max(axis=0) if conj else -np.inf)
+        return m
