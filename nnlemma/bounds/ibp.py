@@ -397,24 +397,67 @@ class BoundsResult:
         return self.env[vid]
 
 
+def _directed(values: np.ndarray, dtype, up: bool, inward: bool) -> np.ndarray:
+    """Convert bounds exactly: values already of ``dtype`` pass through; anything else (int,
+    longdouble, Fraction objects) is rounded to the nearest ``dtype`` value in the safe direction
+    (outward for real boxes; inward for float32 boxes, whose float32 points are the same)."""
+    a = np.asarray(values)
+    if a.dtype == dtype or (a.dtype == np.float32 and dtype is np.float64):
+        return a.astype(dtype)
+    from fractions import Fraction
+
+    from ..vnnlib import f32_at_least, f32_at_most
+
+    def exact(x):
+        if isinstance(x, Fraction):
+            return x
+        if isinstance(x, (int, np.integer)):
+            return Fraction(int(x))
+        return Fraction(*np.longdouble(x).as_integer_ratio()) if np.isfinite(x) else x
+
+    big = Fraction(float(np.finfo(np.float64).max))
+    out = np.empty(a.shape, dtype)
+    for idx, x in np.ndenumerate(a):
+        q = exact(x)
+        if not isinstance(q, Fraction):
+            if np.isnan(q):
+                raise InputError(f"box bound {x!r} is NaN")
+            v = dtype(q)  # ±inf is itself a (float32 or extended-real) value of the box
+        elif dtype is np.float32:
+            v = (f32_at_least(q) if up else f32_at_most(q)) if inward else None
+            if v is None:
+                raise InputError(f"box bound {q} has no float32 value inside the box")
+        elif abs(q) > big:  # beyond float64: outward is ±inf, else the largest finite value
+            v = np.float64(np.inf if up else big) if q > 0 else np.float64(-big if up else -np.inf)
+        else:
+            v = np.float64(float(q))
+            if up and Fraction(float(v)) < q:
+                v = np.nextafter(v, np.inf)
+            elif not up and Fraction(float(v)) > q:
+                v = np.nextafter(v, -np.inf)
+        out[idx] = v
+    return out
+
+
 def _as_boxes(graph: Graph, lo, hi, dtype) -> list[Interval]:
     los = [lo] if len(graph.inputs) == 1 and not isinstance(lo, (list, tuple)) else list(lo)
     his = [hi] if len(graph.inputs) == 1 and not isinstance(hi, (list, tuple)) else list(hi)
     if len(los) != len(graph.inputs) or len(his) != len(graph.inputs):
         raise InputError(f"graph has {len(graph.inputs)} inputs; got {len(los)} lower and {len(his)} upper bounds")
     boxes = []
+    inward = dtype is np.float32
     for v, l, h in zip(graph.inputs, los, his):
         l, h = np.asarray(l), np.asarray(h)
+        name = v.name or str(v)
         if l.shape != v.shape or h.shape != v.shape:
-            raise InputError(f"input {v.name or v}: box shape {list(l.shape)}/{list(h.shape)} "
-                             f"!= input shape {list(v.shape)}")
+            raise InputError(f"input {name}: box shape {list(l.shape)}/{list(h.shape)} != input shape {list(v.shape)}")
+        # float32 boxes: lower bounds round up and upper bounds down (same float32 points);
+        # real boxes: lower bounds round down and upper bounds up (the box only grows)
+        l = _directed(l, dtype, up=inward, inward=inward)
+        h = _directed(h, dtype, up=not inward, inward=inward)
         if np.isnan(l).any() or np.isnan(h).any() or np.any(l > h):
-            raise InputError(f"input {v.name or v}: box bounds must satisfy lo <= hi without NaN")
-        if dtype is np.float32 and (not np.array_equal(l.astype(np.float32), l) or
-                                    not np.array_equal(h.astype(np.float32), h)):
-            raise InputError(f"input {v.name or v}: float32 box bounds must be float32 values "
-                             "(round the region inward first, e.g. nnlemma.vnnlib.f32_at_least)")
-        boxes.append(Interval.make(l.astype(dtype), h.astype(dtype), False, dtype))
+            raise InputError(f"input {name}: box bounds must satisfy lo <= hi without NaN")
+        boxes.append(Interval.make(l, h, False, dtype))
     return boxes
 
 
