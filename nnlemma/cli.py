@@ -1,8 +1,8 @@
-"""The ``nnlemma`` command line: ``inspect``, ``run``, ``ops``.
+"""The ``nnlemma`` command line: ``inspect``, ``run``, ``ops``, ``verify``, ``check``.
 
 Bad input (missing or malformed file, unsupported op, wrong input shape, non-finite weights) gets
 a one-line ``nnlemma: error: ...`` on stderr and exit code 2, never a traceback. Output files are
-written atomically.
+written atomically. ``check`` exits 0 for a valid certificate and 1 for an invalid one.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import InputError, NnlemmaError
 
+EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 
@@ -107,22 +108,35 @@ def cmd_verify(args) -> int:
     from .verify.report import atomic_write, read_instances, vnncomp_text, write_json
 
     if args.instances:
+        if args.certificate:
+            raise InputError("--certificate takes a single MODEL SPEC, not --instances")
         return _verify_instances(args, read_instances(args.instances))
     if not args.model or not args.spec:
         raise InputError("verify needs MODEL and SPEC (or --instances CSV)")
+    if args.certificate and not Path(args.certificate).resolve().parent.is_dir():
+        raise InputError(f"{args.certificate}: the certificate's folder does not exist")
     t0 = time.monotonic()
     graph = _load(args.model)
     prop = vnnlib.load(args.spec)
     budget = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - t0))
-    result = verify(graph, prop, semantics=args.semantics, timeout=budget, seed=args.seed)
+    result = verify(graph, prop, semantics=args.semantics, timeout=budget, seed=args.seed,
+                    certificate=args.certificate or False)
     result.seconds = time.monotonic() - t0
     print(f"{result.status}  ({result.seconds:.2f} s, {sum(c.boxes for c in result.cases)} boxes)"
           + (f"  {result.reason}" if result.reason else ""))
+    if args.certificate:
+        if result.certificate is not None:
+            print(f"certificate written to {args.certificate}")
+        else:
+            print(f"no certificate written: certificates are for unsat results only (the result is "
+                  f"{result.status}{'; the counterexample is the evidence' if result.status == 'sat' else ''})",
+                  file=sys.stderr)
     if args.result:
         atomic_write(args.result, vnncomp_text(result))
     if args.json:
         write_json(args.json, {"model": str(args.model), "spec": str(args.spec), "semantics": args.semantics,
-                               "seed": args.seed, **result.to_json()})
+                               "seed": args.seed, **result.to_json(),
+                               "certificate": str(args.certificate) if result.certificate is not None else None})
     return 0
 
 
@@ -157,6 +171,27 @@ def _verify_instances(args, rows) -> int:
     else:
         print(buf.getvalue(), end="")
     return 0
+
+
+def cmd_check(args) -> int:
+    from . import vnnlib
+    from .verify import certificate
+    from .verify.checker import check
+    from .verify.report import write_json
+
+    graph = _load(args.model)
+    prop = vnnlib.load(args.spec)
+    cert = certificate.read(args.certificate)
+    res = check(graph, prop, cert)
+    if res.valid:
+        print(f"valid  ({res.cases} case(s), {res.leaves} leaves, {res.batches} batches recomputed, "
+              f"{res.enumerated_points} points enumerated, {res.seconds:.2f} s)")
+    else:
+        print(f"invalid: {res.reason}")
+    if args.json:
+        write_json(args.json, {"model": str(args.model), "spec": str(args.spec),
+                               "certificate": str(args.certificate), **res.to_json()})
+    return 0 if res.valid else EXIT_INVALID
 
 
 def cmd_ops(args) -> int:
@@ -205,7 +240,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--instances", metavar="CSV", help="VNN-COMP instances CSV (onnx,vnnlib,timeout)")
     v.add_argument("--results-csv", metavar="OUT", help="with --instances: write the results CSV here")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
+    v.add_argument("--certificate", metavar="FILE",
+                   help="for an unsat result, write a proof certificate (split tree, leaf bounds, bounding "
+                        "batches) that `nnlemma check` re-checks; nothing is written for sat (the counterexample "
+                        "is the evidence), unknown or timeout")
     v.set_defaults(fn=cmd_verify)
+    c = sub.add_parser("check", help="re-check a proof certificate of `verify --certificate`",
+                       description="Re-check a certificate independently of the search: the leaves cover the "
+                                   "property's input region exactly, each leaf's bounds recompute soundly and "
+                                   "refute the violation. Prints `valid` (exit 0) or `invalid: REASON` (exit 1); "
+                                   "unreadable input exits 2.")
+    c.add_argument("model", help="model file (.onnx or nnlemma IR .json)")
+    c.add_argument("spec", help="VNN-LIB property")
+    c.add_argument("certificate", help="certificate JSON written by `nnlemma verify --certificate`")
+    c.add_argument("--json", metavar="OUT", help="write the verdict and statistics as JSON")
+    c.set_defaults(fn=cmd_check)
     o = sub.add_parser("ops", help="list ops and their rule coverage")
     o.add_argument("--explain", metavar="OP", help="show one op's semantics and rules")
     o.set_defaults(fn=cmd_ops)

@@ -14,6 +14,9 @@ import numpy as np
 from ..ir.graph import Equation
 from ..ir.shapes import index_tuple, normalize_axes
 from .common import RELAX, U64, Ctx, gamma, relaxation
+from .fused import abs_dots, relax_terms
+
+TINY = 2.0 ** -600
 
 def _up(v):
     return np.nextafter(v, np.inf)
@@ -54,27 +57,54 @@ class _Acc:
         self.mag = np.zeros((S, B))
         self.terms = 0
         self.slack = np.zeros((S, B))
+        self.tiny = np.zeros((S, B), bool)
 
-    def add_bias(self, t: np.ndarray, n_terms: int):
-        """t is a sum of n_terms products computed in float64: its own error is <= γ_n·mag."""
+    def add_bias(self, t: np.ndarray, n_terms: int, abs_terms: np.ndarray | None = None):
+        """t is a sum of n_terms products computed in float64 (any order): it errs by at most
+        γ_{n+1}·Σ|products| — the magnitudes of the terms, which ``abs_terms`` gives; only when
+        every term has one sign is that |t| (the default). With cancellation |t| can be ~0 while
+        the error is not (fl(0.1 + 0.2 − 0.3) = 5.55e-17, exact 2.78e-17). Each product may also
+        underflow, erring by up to 2^−1075 absolutely: (n + 1)·2^−1074 covers that."""
         with np.errstate(invalid="ignore"):
             self.bias = self.bias + t
             self.mag = self.mag + np.abs(t)
-        self.slack = self.slack + gamma(n_terms + 1) * np.abs(t)
+        self.slack = self.slack + gamma(n_terms + 1) * (np.abs(t) if abs_terms is None else abs_terms) \
+            + (n_terms + 1) * 2.0 ** -1074
         self.terms += 1
+
+    def check_tiny(self, lam: np.ndarray) -> None:
+        """Rows whose coefficients get so small (nonzero below 2^−600) that later float64
+        products could underflow, where the relative error model above fails, give no bound."""
+        a = np.abs(lam).reshape(lam.shape[0], lam.shape[1], -1)
+        small = ((a > 0) & (a < TINY)).any(axis=2)
+        if small.any():
+            self.tiny = self.tiny | small
 
     def add_slack(self, s: np.ndarray):
         self.slack = self.slack + s
 
     def lower(self) -> np.ndarray:
         with np.errstate(invalid="ignore"):
-            total = self.slack + gamma(self.terms + 1) * self.mag
-            return _down(_down(self.bias) - _up(total * (1 + 2.0 ** -30)))
+            # 2^−1000 covers products inside the slack sums themselves that underflow
+            total = self.slack + gamma(self.terms + 1) * self.mag + 2.0 ** -1000
+            out = _down(_down(self.bias) - _up(total * (1 + 2.0 ** -30)))
+        return np.where(self.tiny, -np.inf, out)
 
 
 def _lin_bound(lam: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Σ_rest min over the interval of lam·x = lam⁺·lo + lam⁻·hi."""
     return _dot_terms(np.maximum(lam, 0), lo) + _dot_terms(np.minimum(lam, 0), hi)
+
+
+def _lin_bound_abs(lam: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Σ of the magnitudes of the terms of :func:`_lin_bound` (for its rounding bound)."""
+    return _dot_terms(np.maximum(lam, 0), np.abs(lo)) + _dot_terms(-np.minimum(lam, 0), np.abs(hi))
+
+
+def _const_terms(lam: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Σ lam·c for a constant c, and Σ |lam|·|c| (its rounding bound's magnitude)."""
+    c = np.asarray(c, np.float64)
+    return _dot_terms(lam, c), _dot_terms(np.abs(lam), np.abs(c))
 
 
 def _cut(ctx: Ctx, acc: _Acc, vid: int, lam: np.ndarray):
@@ -88,21 +118,35 @@ def _cut(ctx: Ctx, acc: _Acc, vid: int, lam: np.ndarray):
     if iv.nan.any():
         lo = np.where(iv.nan, -np.inf, lo)
         hi = np.where(iv.nan, np.inf, hi)
-    acc.add_bias(_lin_bound(lam, lo, hi), int(np.prod(lam.shape[2:])))
+    acc.add_bias(_lin_bound(lam, lo, hi), int(np.prod(lam.shape[2:])), _lin_bound_abs(lam, lo, hi))
 
 
 def _add_lam(lams: dict, acc: _Acc, ctx: Ctx, vid: int, contrib: np.ndarray):
     """Accumulate Λ for an operand; summing two float64 coefficient arrays costs u·|sum|·|x|."""
     if vid in ctx.params:  # a constant broadcasts against Λ: its term is a bias
-        acc.add_bias(_dot_terms(contrib, ctx.params[vid].astype(np.float64)), int(np.prod(contrib.shape[2:])))
+        t, t_abs = _const_terms(contrib, ctx.params[vid])
+        acc.add_bias(t, int(np.prod(contrib.shape[2:])), t_abs)
         return
+    n_summed = _broadcast_count(contrib, ctx._shapes[vid])
+    if n_summed > 1:  # summing n float64 coefficients errs by γ_n·Σ|Λ| (times |x| in the bound)
+        acc.add_slack(gamma(n_summed) * _dot_terms(np.abs(contrib), ctx.xmax(vid)))
     contrib = _unbroadcast(contrib, ctx._shapes[vid])
+    acc.check_tiny(contrib)
     if vid in lams:
         new = lams[vid] + contrib
         acc.add_slack(2 * U64 * _dot_terms(np.abs(new), ctx.xmax(vid)))
         lams[vid] = new
     else:
         lams[vid] = contrib
+
+
+def _broadcast_count(lam: np.ndarray, shape: tuple[int, ...]) -> int:
+    """How many coefficients :func:`_unbroadcast` sums into one."""
+    n = 1
+    for ax in range(1, len(shape)):
+        if shape[ax] == 1 and lam.shape[ax + 1] != 1:
+            n *= lam.shape[ax + 1]
+    return n
 
 
 def _unbroadcast(lam: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -125,9 +169,21 @@ def _operand_ok(ctx: Ctx, vid: int, out_ndim: int) -> bool:
 
 
 def _sub_rounding(ctx: Ctx, acc: _Acc, z: int, lam: np.ndarray) -> None:
-    """z = op(operands) + δ with |δ| <= E (float32 rounding): Λ·δ >= −Σ|Λ|·E."""
-    if z in ctx.err:
-        acc.add_bias(-_dot_terms(np.abs(lam), ctx.err[z]), int(np.prod(lam.shape[2:])))
+    """z = op(operands) + δ with |δ| <= E (float32 rounding): Λ·δ >= −Σ|Λ|·E. Where z's interval
+    admits NaN (float32) or an undefined value (real: x/0), z is not op(operands) + δ for any
+    finite δ — an operand reached through a zero coefficient would be lost (fl(0·NaN) = NaN) — so
+    E is +inf there, in both semantics."""
+    err = _node_err(ctx, z)
+    if err is not None:
+        acc.add_bias(-_dot_terms(np.abs(lam), err), int(np.prod(lam.shape[2:])))
+
+
+def _node_err(ctx: Ctx, z: int):
+    err = ctx.err.get(z)
+    iv = ctx.bounds[z]
+    if iv.nan.any():
+        err = np.where(np.broadcast_to(iv.nan, iv.lo.shape), np.inf, 0.0 if err is None else err)
+    return err
 
 
 def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None:
@@ -139,9 +195,11 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
     out_ndim = len(e.out.shape)
     if op in ("linear", "matmul"):
         x, w = ins[0], ins[1]
-        if w not in ctx.params or x in ctx.params:
+        if w not in ctx.params or x in ctx.params or len(ctx._shapes[x]) < 2 or \
+                (len(ins) == 3 and ins[2] not in ctx.params):
+            # a rank-1 operand's only axis is the one the layer contracts, not a batch axis; a
+            # computed (non-constant) bias is cut too
             return _cut(ctx, acc, z, lam)
-        _sub_rounding(ctx, acc, z, lam)
         W = ctx.params[w].astype(np.float64)
         M = W if op == "linear" else W.T  # z = x @ M.T
         new = lam @ M
@@ -149,9 +207,16 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
         xm = ctx.xmax(x)
         with np.errstate(invalid="ignore", over="ignore"):
             v = np.where(np.isinf(xm), np.inf, xm) @ np.abs(M).T
-        acc.add_slack(gamma(M.shape[1]) * _dot_terms(np.abs(lam), v))
+        # Λ·δ >= −Σ|Λ|·E for the node's float32 rounding; Λ@M errs by γ_k·Σ|Λ|·(|x|@|M|ᵀ)
+        # (each coefficient of Λ@M is a sum over M.shape[0] terms)
+        err = _node_err(ctx, z)
+        rnd, mag = abs_dots(lam, 0.0 if err is None else err, v)
+        if err is not None:
+            acc.add_bias(-rnd, int(np.prod(lam.shape[2:])))
+        acc.add_slack(gamma(M.shape[0]) * mag)
         if op == "linear" and len(ins) == 3:
-            acc.add_bias(_dot_terms(lam, ctx.params[ins[2]].astype(np.float64)), int(np.prod(lam.shape[2:])))
+            t, t_abs = _const_terms(lam, ctx.params[ins[2]])
+            acc.add_bias(t, int(np.prod(lam.shape[2:])), t_abs)
         return
     if op in ("add", "sub"):
         a, b = ins
@@ -175,9 +240,8 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
         if not np.isfinite(new).all():
             return _cut(ctx, acc, z, lam)
         _sub_rounding(ctx, acc, z, lam)
-        new = _unbroadcast(new, ctx._shapes[var])
-        _scale_slack(ctx, acc, var, np.abs(new), 2)
-        return _add_lam(lams, acc, ctx, var, new)
+        _scale_slack(ctx, acc, var, np.abs(new), 2)   # per product/quotient, before any summing
+        return _add_lam(lams, acc, ctx, var, new)     # sums broadcast axes, with its own slack
     if op in ("sum", "mean"):
         x = ins[0]
         axes = normalize_axes(attrs["axes"], len(ctx._shapes[x]))
@@ -244,11 +308,15 @@ def _relax(ctx, e, lam, lams, acc):
     a_lo, b_lo, a_hi, b_hi = rel
     x = e.inputs[0]
     _sub_rounding(ctx, acc, e.out.id, lam)
-    pos, neg = np.maximum(lam, 0), np.minimum(lam, 0)
-    t_lo, t_hi = pos * a_lo, neg * a_hi   # slopes are >= 0, so |new| terms are t_lo - t_hi
-    acc.add_bias(_dot_terms(neg, b_hi), int(np.prod(lam.shape[2:])))  # b_lo is 0
-    _scale_slack(ctx, acc, x, t_lo - t_hi, 2)
-    _add_lam(lams, acc, ctx, x, t_lo + t_hi)
+    # Λ' = Λ⁺·a_lo + Λ⁻·a_hi (slopes >= 0; b_lo is 0), bias Σ Λ⁻·b_hi; the coefficients take 2
+    # float64 operations each (slack γ_2·Σ|Λ'|·max|x|)
+    new, bias, mag = relax_terms(lam, a_lo, a_hi, b_hi, ctx.xmax(x))
+    acc.add_bias(bias, int(np.prod(lam.shape[2:])))
+    if ctx.intercept_cost is not None:
+        ctx.intercept_cost[e.out.id] = -np.minimum(lam, 0) * b_hi
+    if x not in ctx.params:
+        acc.add_slack(gamma(2) * mag)
+    _add_lam(lams, acc, ctx, x, new)
 
 
 def backward(ctx: Ctx, target: int, lam: np.ndarray, input_coeffs: dict | None = None) -> np.ndarray:
@@ -257,6 +325,7 @@ def backward(ctx: Ctx, target: int, lam: np.ndarray, input_coeffs: dict | None =
     (the linear lower bound is ``Σ coeffs·x + const`` with const = bound − min over the box)."""
     S, B = lam.shape[:2]
     acc = _Acc(S, B)
+    acc.check_tiny(lam)
     lams = {target: lam}
     input_ids = {v.id for v in ctx.graph.inputs}
     for e in reversed(ctx.graph.equations):
@@ -270,7 +339,8 @@ def backward(ctx: Ctx, target: int, lam: np.ndarray, input_coeffs: dict | None =
                 input_coeffs[vid] = lam_v
             _cut(ctx, acc, vid, lam_v)
         elif vid in ctx.params:
-            acc.add_bias(_dot_terms(lam_v, ctx.params[vid].astype(np.float64)), int(np.prod(lam_v.shape[2:])))
+            t, t_abs = _const_terms(lam_v, ctx.params[vid])
+            acc.add_bias(t, int(np.prod(lam_v.shape[2:])), t_abs)
         else:  # pragma: no cover - every non-input value is defined by an equation
             _cut(ctx, acc, vid, lam_v)
     return acc.lower()

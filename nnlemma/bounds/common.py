@@ -37,6 +37,9 @@ class Ctx:
     alpha: dict[int, np.ndarray] = field(default_factory=dict)  # relu lower slopes by node id
     cut_nodes: set[int] = field(default_factory=set)
     relax_cache: dict = field(default_factory=dict)
+    # when a dict: the backward pass stores, per relaxed node, the bound each unstable element's
+    # upper-line intercept costs (``[S, B, ...]``, >= 0) - the branching score of a ReLU split
+    intercept_cost: dict | None = None
 
     def lshape(self, vid: int) -> tuple[int, ...]:
         return (self.B,) + tuple(self._shapes[vid][1:])

@@ -16,6 +16,12 @@ the k-th partial sum, and ``h(M)`` is half an ulp of the binade of M (2^(⌊log2
 is at most M (monotone rounding cannot leave the enclosing binade). The bound is accumulated in
 float64 and inflated by a factor (1 + 2^−40) to cover its own rounding.
 
+Products that underflow to zero: if ``fl(x·w)`` is 0 at both interval endpoints (P_k = 0), every
+product in the box rounds to 0, but its exact value x·w need not be 0 (e.g. 2^−149·0.4); RNE then
+errs by up to 2^−150 (half the smallest subnormal), so the k-th term contributes 2^−150 unless
+the product is exactly 0 for every x (w = 0 or xl = xh = 0). A zero partial sum needs no term:
+a sum of two float32 values that rounds to 0 is exact.
+
 Only finite inputs and weights take the compiled path; anything non-finite is left to the generic
 interval rules (which track NaN).
 """
@@ -51,28 +57,26 @@ def _fold_py(xl, xh, wt, with_err):
         if with_err:
             P = np.maximum(np.abs(plo), np.abs(phi)).astype(np.float64)
             M = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float64)
-            err += _half_ulp_vec(P) + _half_ulp_vec(M)
+            exact0 = (w == 0) | ((xl[:, k:k + 1] == 0) & (xh[:, k:k + 1] == 0))
+            err += np.where((P == 0) & ~exact0, 2.0 ** -150, _half_ulp_vec(P)) + _half_ulp_vec(M)
     return lo, hi, err
 
 
 def _half_ulp_vec(m: np.ndarray) -> np.ndarray:
     _, e = np.frexp(m)
-    return np.where(m == 0, 0.0, np.ldexp(1.0, np.maximum(e - 25, -150)))
+    return np.where(m == 0, 0.0, np.where(np.isfinite(m), np.ldexp(1.0, np.maximum(e - 25, -150)), np.inf))
+
+
+# half an ulp of the binade of a float32 value, by its biased exponent field: 2^(e − 127 − 24) for
+# normal numbers, 2^−150 for subnormals, +inf for inf/NaN (an overflowed partial sum has an
+# unbounded error; the interval fold is then infinite as well)
+_HALF_ULP_BY_EXP = np.array([2.0 ** (max(e, 1) - 151) for e in range(255)] + [np.inf])
 
 
 if njit is not None:
 
     @njit(cache=True)
-    def _half_ulp_jit(m):
-        if m == 0.0:
-            return 0.0
-        _, e = math.frexp(m)
-        if e - 25 < -150:
-            return 2.0 ** -150
-        return 2.0 ** (e - 25)
-
-    @njit(cache=True)
-    def _fold_jit(xl, xh, wt, with_err):
+    def _fold_jit(xl, xh, wt, with_err, table):
         nb, nk = xl.shape
         nn = wt.shape[1]
         lo = np.zeros((nb, nn), dtype=np.float32)
@@ -90,12 +94,19 @@ if njit is not None:
                         plo, phi = pa, pc
                     else:
                         plo, phi = pc, pa
-                    lo[b, n] = lo[b, n] + plo
-                    hi[b, n] = hi[b, n] + phi
+                    l = lo[b, n] + plo
+                    h = hi[b, n] + phi
+                    lo[b, n] = l
+                    hi[b, n] = h
                     if with_err:
                         P = max(abs(plo), abs(phi))
-                        M = max(abs(lo[b, n]), abs(hi[b, n]))
-                        err[b, n] += _half_ulp_jit(np.float64(P)) + _half_ulp_jit(np.float64(M))
+                        M = max(abs(l), abs(h))
+                        if P != 0:
+                            err[b, n] += table[(np.float32(P).view(np.uint32) >> 23) & 255]
+                        elif w != 0 and not (a == 0 and c == 0):
+                            err[b, n] += table[0]  # the exact product may be nonzero (underflow)
+                        if M != 0:
+                            err[b, n] += table[(np.float32(M).view(np.uint32) >> 23) & 255]
         return lo, hi, err
 
 
@@ -106,7 +117,7 @@ def fold_interval(xl: np.ndarray, xh: np.ndarray, wt: np.ndarray, with_err: bool
     xh = np.ascontiguousarray(xh, F32)
     wt = np.ascontiguousarray(wt, F32)
     if njit is not None:
-        lo, hi, err = _fold_jit(xl, xh, wt, with_err)
+        lo, hi, err = _fold_jit(xl, xh, wt, with_err, _HALF_ULP_BY_EXP)
     else:  # pragma: no cover
         lo, hi, err = _fold_py(xl, xh, wt, with_err)
     return lo, hi, err * (1 + 2.0 ** -40)

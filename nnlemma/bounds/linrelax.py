@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+MIN_SLOPE = 2.0 ** -400
 _DOWN = -np.inf
 _UP = np.inf
 
@@ -54,11 +55,17 @@ def relu_relaxation(l: np.ndarray, u: np.ndarray, alpha_lo: np.ndarray | None = 
     if alpha_lo is None:
         alpha_lo = np.where(u > -l, 1.0, s)
     alpha_lo = np.clip(alpha_lo, s, 1.0)
+    # a nonzero slope below 2^-400 could make later float64 products underflow (outside the
+    # relative error model of the backward pass): use 0 instead, a valid lower slope when s = 0
+    alpha_lo = np.where(alpha_lo < MIN_SLOPE, s, alpha_lo)
     with np.errstate(all="ignore"):
         chord = np.where(unstable, (u - s * l) / np.where(unstable, u - l, 1.0), 0.0)
     chord = np.clip(chord, s, 1.0)  # the exact chord slope lies in [s, 1]; keep the float one there
     fl_up = np.where(s == 0, 0.0, _up(s * l))  # >= f(l) = s·l (l < 0 when unstable)
-    b_hi_unstable = upper_line_convex(l, u, fl_up, u, chord)
+    # likewise a tiny chord slope: the flat line at u is above the function on [l, u] (max(u, s·u))
+    flat = chord < MIN_SLOPE
+    chord = np.where(flat, 0.0, chord)
+    b_hi_unstable = np.where(flat, u, upper_line_convex(l, u, fl_up, u, chord))
     a_lo = np.where(pos, 1.0, np.where(neg, s, alpha_lo))
     b_lo = np.zeros_like(l)
     a_hi = np.where(pos, 1.0, np.where(neg, s, chord))

@@ -23,7 +23,20 @@ from .fold_f32 import fold_interval, half_ulp_bound
 from .ibp import move_reduced_last
 
 def rounding_error(ctx: Ctx, e: Equation) -> np.ndarray | None:
-    """Bound E on |kernel value − exact op on the kernel's operand values| for float32."""
+    """Bound E on |kernel value − exact op on the kernel's operand values| for float32.
+
+    Where the node's interval admits NaN, the kernel value is not "op(operands) + δ" for any
+    finite δ (e.g. fl(0·NaN) = NaN in a linear layer with a zero weight, whose coefficient on the
+    NaN operand is 0, so no other term of the backward pass sees the NaN): E is +inf there."""
+    err = _rounding_error(ctx, e)
+    if err is None:
+        return None
+    out = ctx.bounds[e.out.id]
+    nan = np.broadcast_to(out.nan, out.lo.shape)
+    return np.where(nan, np.inf, err) if nan.any() else err
+
+
+def _rounding_error(ctx: Ctx, e: Equation) -> np.ndarray | None:
     op = e.op
     if op in ("relu", "neg", "abs", "identity", "reshape", "transpose", "slice", "concat", "maximum",
               "minimum", "clamp"):
@@ -52,8 +65,13 @@ def rounding_error(ctx: Ctx, e: Equation) -> np.ndarray | None:
         x = ctx.bounds[e.inputs[0]]
         flat, _ = move_reduced_last(x, dict(e.attrs)["axes"])
         xm = np.maximum(np.abs(flat.lo.astype(np.float64)), np.abs(flat.hi.astype(np.float64)))
+        # The kernel's k-th partial sum satisfies |s_k| <= Σ_{i<=k} max|x_i|·(1 + 2^-24)^k <=
+        # partial_k·(1 + (k+1)·2^-23) (the extra 2^-23 covers the float64 cumsum), so half an ulp of
+        # that bounds the k-th rounding even when s_k rounds up into the next binade. If the bound
+        # reaches the float32 maximum, s_k may overflow to ±inf: the error is unbounded.
         partial = np.cumsum(xm, axis=-1)
-        err = half_ulp_bound(partial).sum(axis=-1)
+        partial = partial * (1 + (np.arange(partial.shape[-1]) + 2) * 2.0 ** -23)
+        err = np.where(partial < float(np.finfo(np.float32).max), half_ulp_bound(partial), np.inf).sum(axis=-1)
         if dict(e.attrs)["keepdims"]:
             err = err.reshape(zmax.shape)
         if op == "mean":

@@ -10,18 +10,21 @@ Float32 semantics (the default): the region is the set of float32 vectors of the
    every point.
 ``unsat`` is returned only when every leaf was refuted by a certified bound or by enumeration;
 ``sat`` only with a point whose kernel output satisfies the unsafe condition exactly.
+With ``Options.record_tree`` the split tree, the leaves' bounds and the bounding batches are
+recorded (:class:`certificate.CaseRecord`) for a certificate that :mod:`checker` re-checks.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..vnnlib import Case
 from . import boxes as bx
 from .attack import pgd_candidates, supports_gradient
+from .certificate import CaseRecord
 from .problem import Problem
 from .spec import SpecRows
 
@@ -36,7 +39,11 @@ class Options:
     enum_limit: int = 64
     samples: int = 256
     pgd: bool = True
-    record_tree: bool = False
+    record_tree: bool = False        # record the split tree and batches (for a certificate)
+    lookahead_depth: int = 4         # input splitting: try every dimension above this depth
+    threads: int | None = 1          # BLAS threads during the search (None: library default)
+    relu_refine: bool = True         # ReLU splitting: re-bound later split nodes by CROWN per domain
+    input_split_max_dims: int = 16   # above this many free input dimensions, split ReLUs instead
 
 
 @dataclass
@@ -48,28 +55,15 @@ class CaseResult:
     boxes: int = 0
     leaves: int = 0
     enumerated_points: int = 0
-    tree: dict | None = None
+    tree: CaseRecord | None = None   # with Options.record_tree, when the case is unsat
 
 
-@dataclass
-class _Tree:
-    """The split tree for certificates: node ids in creation order."""
-
-    boxes: list = field(default_factory=list)   # (lo, hi) per node
-    splits: dict = field(default_factory=dict)  # node -> (dim, m, left, right)
-    leaves: dict = field(default_factory=dict)  # node -> ("bound", lb list) | ("enumerated",)
-
-    def add(self, lo, hi) -> int:
-        self.boxes.append((lo.copy(), hi.copy()))
-        return len(self.boxes) - 1
-
-
-def _check_points(problem: Problem, case: Case, X: np.ndarray):
+def check_points(problem: Problem, case: Case, X: np.ndarray):
     """Run the kernel on candidate points; return the first exact counterexample, if any."""
     if len(X) == 0:
         return None
     Y = problem.evaluate(X)
-    for i in range(len(X)):
+    for i in np.flatnonzero(SpecRows.from_case(case, problem.n_out).possibly_unsafe(Y)):
         if case.unsafe_at(Y[i]) is True:
             return X[i].copy(), Y[i].copy()
     return None
@@ -80,17 +74,48 @@ def _falsify(problem: Problem, case: Case, rows: SpecRows, lo, hi, opts: Options
     X = lo + rng.random((n, lo.size)) * (hi.astype(np.float64) - lo)
     X = np.clip(X.astype(F32), lo, hi)
     X = np.concatenate([X, ((lo.astype(np.float64) + hi) / 2).astype(F32)[None]])
-    hit = _check_points(problem, case, X)
+    hit = check_points(problem, case, X)
     if hit or not opts.pgd or not supports_gradient(problem.graph):
         return hit
     shape = problem.in_shape
     for s in range(rows.C.shape[0]):
         cands = pgd_candidates(problem.graph, lo.reshape(shape), hi.reshape(shape), rows.C[s].reshape(problem.out_shape),
                                rng, steps=15, restarts=2)
-        hit = _check_points(problem, case, cands.reshape(len(cands), -1))
+        hit = check_points(problem, case, cands.reshape(len(cands), -1))
         if hit:
             return hit
     return None
+
+
+def _lookahead(problem: Problem, rows: SpecRows, LO: np.ndarray, HI: np.ndarray, idx: list[int],
+               opts: Options) -> dict[int, int]:
+    """Split dimension per box by trying them all: bound both children of every splittable
+    coordinate and keep the one whose worse child is closest to safe. Near the root, where the
+    relaxations are loose, this finds the splits that make neurons stable far better than the
+    linear-coefficient score; deeper down the score is good and much cheaper. (A heuristic only:
+    the chosen children are bounded again as tree nodes.)"""
+    n = LO.shape[1]
+    kids_lo, kids_hi = [], []
+    for i in idx:
+        ok = bx.splittable(LO[i], HI[i])
+        for d in range(n):
+            (l1, h1), (l2, h2), _ = bx.split(LO[i], HI[i], d) if ok[d] else ((LO[i], HI[i]), (LO[i], HI[i]), 0)
+            kids_lo += [l1, l2]
+            kids_hi += [h1, h2]
+    KL, KH = np.stack(kids_lo), np.stack(kids_hi)
+    margins = []
+    for s in range(0, len(KL), opts.batch):
+        out, _ = problem.bound_rows(KL[s:s + opts.batch], KH[s:s + opts.batch], rows.C)
+        if out is None:
+            return {}
+        margins.append(rows.margin(out[0]))
+    worse = np.concatenate(margins).reshape(len(idx), n, 2).min(axis=2)
+    best = {}
+    for j, i in enumerate(idx):
+        worse[j][~bx.splittable(LO[i], HI[i])] = -np.inf
+        if worse[j].max() > -np.inf:
+            best[i] = int(np.argmax(worse[j]))
+    return best
 
 
 def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | None) -> CaseResult:
@@ -99,17 +124,24 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
         return CaseResult("unknown", reason="an output constraint has a coefficient that is not a float64 value")
     region = case.box.float32_bounds()
     if region is None:
-        return CaseResult("unsat", reason="the input region holds no float32 point")
+        res = CaseResult("unsat", reason="the input region holds no float32 point")
+        if opts.record_tree:
+            res.tree = CaseRecord("empty-region", np.zeros(0, F32), np.zeros(0, F32))
+        return res
     lo, hi = bx.canonical(*region)
     if any(len(c) == 0 for c in rows.conjunctions):
-        hit = _check_points(problem, case, lo[None])
+        hit = check_points(problem, case, lo[None])
         return CaseResult("sat", *hit) if hit else CaseResult("unknown", reason="unconditional unsafe set")
     rng = np.random.default_rng(opts.seed)
     hit = _falsify(problem, case, rows, lo, hi, opts, rng)
     if hit:
         return CaseResult("sat", *hit)
-    tree = _Tree() if opts.record_tree else None
-    stack = [(lo, hi, tree.add(lo, hi) if tree else -1)]
+    free = int(np.sum(bx.splittable(lo, hi)))
+    if free > opts.input_split_max_dims and problem.has_relu:
+        from .relu_bab import solve_case_relu
+        return solve_case_relu(problem, case, rows, lo, hi, opts, deadline)
+    tree = CaseRecord("input", lo, hi) if opts.record_tree else None
+    stack = [(lo, hi, 0, 0)]  # box, tree node, depth
     res = CaseResult("unsat")
     while stack:
         if deadline is not None and time.monotonic() > deadline:
@@ -125,44 +157,47 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
         res.boxes += len(batch)
         safe = rows.safe(lb)
         open_idx = [i for i in range(len(batch)) if not safe[i]]
+        if tree:
+            tree.batch(b[2] for b in batch)
         for i in range(len(batch)):
             if safe[i]:
                 res.leaves += 1
                 if tree:
-                    tree.leaves[batch[i][2]] = ("bound", lb[:, i].tolist())
+                    tree.bound(batch[i][2], lb[:, i])
         if not open_idx:
             continue
         cands = []
         for i in open_idx:
             cands.append(np.where(A[:, i] >= 0, LO[i][None], HI[i][None]))
-        hit = _check_points(problem, case, np.concatenate(cands).astype(F32))
+        hit = check_points(problem, case, np.concatenate(cands).astype(F32))
         if hit:
             return CaseResult("sat", *hit, boxes=res.boxes)
+        shallow = [i for i in open_idx if batch[i][3] < opts.lookahead_depth]
+        best = _lookahead(problem, rows, LO, HI, shallow, opts) if shallow else {}
+        res.boxes += 2 * lo.size * len(shallow)
         for i in open_idx:
-            l, h, node = batch[i]
+            l, h, node, depth = batch[i]
             count = float(np.prod(bx.point_counts(l, h)))
             if count <= opts.enum_limit:
                 pts = bx.enumerate_points(l, h)
-                hit = _check_points(problem, case, pts)
+                hit = check_points(problem, case, pts)
                 if hit:
                     return CaseResult("sat", *hit, boxes=res.boxes)
                 res.leaves += 1
                 res.enumerated_points += len(pts)
                 if tree:
-                    tree.leaves[node] = ("enumerated",)
+                    tree.enumerated(node)
                 continue
-            score = np.abs(A[:, i]).sum(axis=0) * (h.astype(np.float64) - l)
-            score = np.where(bx.splittable(l, h), score, -1.0)
-            if score.max() <= 0:  # no informative direction: split the widest coordinate
-                score = np.where(bx.splittable(l, h), h.astype(np.float64) - l, -1.0)
-            dim = int(np.argmax(score))
+            dim = best.get(i)
+            if dim is None:
+                score = np.abs(A[:, i]).sum(axis=0) * (h.astype(np.float64) - l)
+                score = np.where(bx.splittable(l, h), score, -1.0)
+                if score.max() <= 0:  # no informative direction: split the widest coordinate
+                    score = np.where(bx.splittable(l, h), h.astype(np.float64) - l, -1.0)
+                dim = int(np.argmax(score))
             (l1, h1), (l2, h2), m = bx.split(l, h, dim)
-            ids = (tree.add(l1, h1), tree.add(l2, h2)) if tree else (-1, -1)
-            if tree:
-                tree.splits[node] = (dim, float(m), ids[0], ids[1])
-            stack.append((l1, h1, ids[0]))
-            stack.append((l2, h2, ids[1]))
-    if tree:
-        res.tree = {"boxes": [(a.tolist(), b.tolist()) for a, b in tree.boxes],
-                    "splits": tree.splits, "leaves": tree.leaves}
+            ids = tree.input_split(node, dim, m) if tree else (-1, -1)
+            stack.append((l1, h1, ids[0], depth + 1))
+            stack.append((l2, h2, ids[1], depth + 1))
+    res.tree = tree
     return res

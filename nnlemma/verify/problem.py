@@ -16,7 +16,7 @@ from ..bounds.crown import prepare, tighten
 F32 = np.float32
 
 
-def _pow2(n: int) -> int:
+def pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
@@ -35,6 +35,7 @@ class Problem:
         self.n_out = int(np.prod(self.out_shape))
         self._graphs: dict[int, Graph] = {1: graph}
         self.bound_calls = 0
+        self.has_relu = any(e.op in ("relu", "leaky_relu") for e in graph.equations)
 
     def batched(self, n: int) -> Graph:
         g = self._graphs.get(n)
@@ -46,7 +47,7 @@ class Problem:
         """Kernel outputs ``[N, n_out]`` for float32 points ``[N, n_in]``."""
         X = np.asarray(X, F32)
         n = X.shape[0]
-        m = _pow2(n)
+        m = pow2(n)
         Xp = np.concatenate([X, np.repeat(X[-1:], m - n, axis=0)]) if m > n else X
         Y = run(self.batched(m), Xp.reshape((m,) + tuple(self.in_shape[1:])))[0]
         return Y.reshape(m, -1)[:n]
@@ -56,7 +57,7 @@ class Problem:
         coefficients ``[S, B, n_in]`` of the linear lower bounds; None if bounding is impossible
         (the reason is returned instead)."""
         n = lo.shape[0]
-        m = _pow2(n)
+        m = pow2(n)
         if m > n:
             lo = np.concatenate([lo, np.repeat(lo[-1:], m - n, axis=0)])
             hi = np.concatenate([hi, np.repeat(hi[-1:], m - n, axis=0)])

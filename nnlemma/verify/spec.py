@@ -60,6 +60,31 @@ class SpecRows:
             ok &= ref[list(conj)].any(axis=0) if conj else False
         return ok
 
+    def possibly_unsafe(self, Y: np.ndarray) -> np.ndarray:
+        """``[N]`` bool over output vectors ``Y`` ``[N, n_outputs]``: False only where some atom of
+        every conjunction is certainly false, judged in float64 with a bound on its own rounding
+        (a prefilter: only flagged points need the exact rational check)."""
+        Y = np.asarray(Y, np.float64)
+        N = Y.shape[0]
+        if not self.exact or not np.isfinite(Y).all():
+            return np.ones(N, bool)
+        try:
+            d = np.array([float(x) for x in self.d])
+        except OverflowError:  # a constant beyond float64: leave it to the exact check
+            return np.ones(N, bool)
+        vals = Y @ self.C.T + d
+        # the dot product of n terms plus d errs by <= γ_{n+1}·(Σ|c||y| + |d|); float(d) by half
+        # an ulp of d; doubled, plus the smallest normal, as margin
+        mag = np.abs(Y) @ np.abs(self.C).T + np.abs(d)
+        err = 2 * ((self.C.shape[1] + 2) * 2.0 ** -52 * mag + 2.0 ** -1022)
+        if not (np.isfinite(vals).all() and np.isfinite(err).all()):
+            return np.ones(N, bool)
+        maybe = vals - err <= 0  # the atom c·y + d (<= or <) 0 may hold
+        out = np.zeros(N, bool)
+        for conj in self.conjunctions:
+            out |= maybe[:, list(conj)].all(axis=1) if conj else True
+        return out
+
     def margin(self, lb: np.ndarray) -> np.ndarray:
         """``[B]`` float: a score of how far box b is from safe (larger = closer), for ordering."""
         m = np.full(lb.shape[1], np.inf)

@@ -1,0 +1,114 @@
+"""Fused (numba) loops for the two hottest steps of the CROWN backward pass.
+
+They compute the same float64 quantities as the plain numpy expressions they replace, in one
+pass over ``Λ`` instead of several temporaries. Their results may differ from numpy's in the last
+bits (different summation order), which the soundness argument already allows for: every sum
+``Σ t_i`` of n float64 terms computed in *any* order errs by at most ``γ_{n−1}·Σ|t_i|``, and the
+callers add that slack (:class:`nnlemma.bounds.backward._Acc`). Products ``0·inf`` are taken as 0
+(a zero coefficient ignores an unbounded range), as in ``backward._dot_terms``.
+
+* :func:`relax_terms` — the ReLU substitution: ``Λ' = Λ⁺·a_lo + Λ⁻·a_hi``, the bias
+  ``Σ Λ⁻·b_hi``, and ``Σ |Λ⁺·a_lo − Λ⁻·a_hi|·max|x|`` (the magnitude for the coefficient slack).
+* :func:`abs_dots` — ``Σ|Λ|·w1`` and ``Σ|Λ|·w2`` (rounding term and slack of a linear step).
+
+Without numba the numpy versions below are used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from numba import njit
+except Exception:  # pragma: no cover - numba missing or broken
+    njit = None
+
+
+def _relax_np(lam, a_lo, a_hi, b_hi, xm):
+    pos, neg = np.maximum(lam, 0), np.minimum(lam, 0)
+    t_lo, t_hi = pos * a_lo, neg * a_hi
+    bias = np.where(neg == 0, 0.0, neg * b_hi).sum(axis=2)
+    with np.errstate(invalid="ignore"):
+        mag = np.where(t_lo == t_hi, 0.0, np.abs(t_lo - t_hi) * xm).sum(axis=2)
+    return t_lo + t_hi, bias, mag
+
+
+def _abs_dots_np(lam, w1, w2):
+    a = np.abs(lam)
+    with np.errstate(invalid="ignore"):
+        return (np.where(a == 0, 0.0, a * w1).sum(axis=2), np.where(a == 0, 0.0, a * w2).sum(axis=2))
+
+
+if njit is not None:
+    @njit(cache=True)
+    def _relax_nb(lam, a_lo, a_hi, b_hi, xm):  # pragma: no cover - compiled
+        S, B, N = lam.shape
+        new = np.empty_like(lam)
+        bias = np.zeros((S, B))
+        mag = np.zeros((S, B))
+        for s in range(S):
+            for b in range(B):
+                tb = 0.0
+                tm = 0.0
+                for n in range(N):
+                    v = lam[s, b, n]
+                    if v > 0.0:
+                        t = v * a_lo[b, n]
+                        new[s, b, n] = t
+                        if t != 0.0:
+                            tm += abs(t) * xm[b, n]
+                    elif v < 0.0:
+                        t = v * a_hi[b, n]
+                        new[s, b, n] = t
+                        tb += v * b_hi[b, n]
+                        if t != 0.0:
+                            tm += abs(t) * xm[b, n]
+                    else:
+                        new[s, b, n] = 0.0
+                bias[s, b] = tb
+                mag[s, b] = tm
+        return new, bias, mag
+
+    @njit(cache=True)
+    def _abs_dots_nb(lam, w1, w2):  # pragma: no cover - compiled
+        S, B, N = lam.shape
+        r1 = np.zeros((S, B))
+        r2 = np.zeros((S, B))
+        for s in range(S):
+            for b in range(B):
+                t1 = 0.0
+                t2 = 0.0
+                for n in range(N):
+                    a = abs(lam[s, b, n])
+                    if a != 0.0:
+                        t1 += a * w1[b, n]
+                        t2 += a * w2[b, n]
+                r1[s, b] = t1
+                r2[s, b] = t2
+        return r1, r2
+
+
+def _rows(v, B: int, N: int) -> np.ndarray:
+    v = np.asarray(v, np.float64)
+    v = np.full((1, N), v) if v.ndim == 0 else v.reshape(-1, N)
+    return np.ascontiguousarray(np.broadcast_to(v, (B, N)))
+
+
+def relax_terms(lam: np.ndarray, a_lo, a_hi, b_hi, xm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``lam`` is ``[S, B, ...]``; the others broadcast to ``[B, ...]``. Returns (Λ', bias, mag)."""
+    S, B = lam.shape[:2]
+    N = int(np.prod(lam.shape[2:]))
+    args = (np.ascontiguousarray(lam, np.float64).reshape(S, B, N),) + tuple(_rows(v, B, N) for v in (a_lo, a_hi, b_hi, xm))
+    new, bias, mag = (_relax_nb if njit is not None else _relax_np)(*args)
+    return new.reshape(lam.shape), bias, mag
+
+
+def abs_dots(lam: np.ndarray, w1, w2) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ|Λ|·w1`` and ``Σ|Λ|·w2`` per (row, batch element), ``w`` broadcasting to ``[B, ...]``."""
+    S, B = lam.shape[:2]
+    N = int(np.prod(lam.shape[2:]))
+    args = (np.ascontiguousarray(lam, np.float64).reshape(S, B, N), _rows(w1, B, N), _rows(w2, B, N))
+    return (_abs_dots_nb if njit is not None else _abs_dots_np)(*args)
+
+
+__all__ = ["abs_dots", "relax_terms"]
