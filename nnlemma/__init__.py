@@ -2,10 +2,11 @@
 
 ``import nnlemma as nl`` gives the PyTorch-style API (``nl.tensor``, ``nl.nn``, functional ops),
 ``nl.compile`` (trace to the SSA IR), ``nl.run`` (the float32 kernel on a graph) and
-``nl.load_onnx``. The exact float32 semantics of every op is in SEMANTICS.md.
+``nl.load_onnx``, ``nl.bounds`` (IBP, CROWN, alpha-CROWN) and ``nl.verify`` (VNN-LIB properties,
+callable). The exact float32 semantics of every op is in SEMANTICS.md.
 """
 
-from . import ir, nn, ops
+from . import bounds, ir, nn, ops, verify, vnnlib
 from .compile import CompiledGraph, compile
 from .errors import (InputError, IRError, KernelError, ModelLoadError, NnlemmaError, ShapeError,
                      UnsupportedOpError)
@@ -26,7 +27,7 @@ def load_onnx(path, **kwargs):
 
 __version__ = "0.1.0"
 __all__ = [
-    "CompiledGraph", "IRError", "InputError", "KernelError", "ModelLoadError", "NnlemmaError", "ShapeError",
+    "CompiledGraph", "bounds", "verify", "vnnlib", "IRError", "InputError", "KernelError", "ModelLoadError", "NnlemmaError", "ShapeError",
     "Tensor", "UnsupportedOpError", "abs", "bind", "clamp", "compile", "concat", "cos", "exp", "hardtanh",
     "ir", "leaky_relu", "linear", "load_model", "load_npz", "load_onnx", "maximum", "mean", "minimum",
     "neg", "nn", "ops", "relu", "reshape", "run", "save_npz", "sigmoid", "sin", "sqrt", "square",

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -101,8 +102,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    import time
-
     from . import vnnlib
     from .verify import verify
     from .verify.report import atomic_write, read_instances, vnncomp_text, write_json
@@ -115,7 +114,7 @@ def cmd_verify(args) -> int:
         raise InputError("verify needs MODEL and SPEC (or --instances CSV)")
     if args.certificate and not Path(args.certificate).resolve().parent.is_dir():
         raise InputError(f"{args.certificate}: the certificate's folder does not exist")
-    t0 = time.monotonic()
+    t0 = args.started
     graph = _load(args.model)
     prop = vnnlib.load(args.spec)
     budget = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - t0))
@@ -262,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()  # verify's --timeout counts from here: loading is included
     args = build_parser().parse_args(argv)
+    args.started = started
     try:
         return args.fn(args)
     except NnlemmaError as exc:

@@ -319,6 +319,20 @@ def _relax(ctx, e, lam, lams, acc):
     _add_lam(lams, acc, ctx, x, new)
 
 
+def _split_multiplier(ctx: Ctx, z: int, c: np.ndarray, S: int) -> np.ndarray:
+    """beta-CROWN: adding c·z to the objective is sound when c·z <= 0 at every point considered,
+    since then Λ·y >= Λ·y + c·z. That holds where the node's interval proves the sign (c < 0 with
+    lo >= 0, c > 0 with hi <= 0, as on a split domain); elsewhere the multiplier is dropped."""
+    iv = ctx.bounds[z]
+    shape = ctx.lshape(z)
+    lo = np.broadcast_to(iv.lo, shape)
+    hi = np.broadcast_to(iv.hi, shape)
+    nan = np.broadcast_to(iv.nan, shape)
+    c = np.broadcast_to(np.asarray(c, np.float64), (S,) + shape)
+    ok = ((c < 0) & (lo >= 0) | (c > 0) & (hi <= 0)) & ~nan
+    return np.where(ok, c, 0.0)
+
+
 def backward(ctx: Ctx, target: int, lam: np.ndarray, input_coeffs: dict | None = None) -> np.ndarray:
     """Certified lower bound of ``Λ·z_target`` per (row, batch element): ``[S, B]``. If
     ``input_coeffs`` is a dict, the final coefficient arrays of the graph inputs are stored in it
@@ -330,6 +344,8 @@ def backward(ctx: Ctx, target: int, lam: np.ndarray, input_coeffs: dict | None =
     input_ids = {v.id for v in ctx.graph.inputs}
     for e in reversed(ctx.graph.equations):
         z = e.out.id
+        if z in ctx.beta:
+            _add_lam(lams, acc, ctx, z, _split_multiplier(ctx, z, ctx.beta[z], S))
         if z not in lams:
             continue
         _step(ctx, e, lams.pop(z), lams, acc)

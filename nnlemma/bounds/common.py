@@ -35,6 +35,8 @@ class Ctx:
     params: dict[int, np.ndarray] = field(default_factory=dict)
     eqn_of: dict[int, Equation] = field(default_factory=dict)
     alpha: dict[int, np.ndarray] = field(default_factory=dict)  # relu lower slopes by node id
+    # split multipliers: coefficient c added at node z where c·z <= 0 is proven (beta-CROWN)
+    beta: dict[int, np.ndarray] = field(default_factory=dict)
     cut_nodes: set[int] = field(default_factory=set)
     relax_cache: dict = field(default_factory=dict)
     # when a dict: the backward pass stores, per relaxed node, the bound each unstable element's

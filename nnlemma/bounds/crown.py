@@ -48,6 +48,7 @@ class CrownResult:
     bounds: dict[int, Interval] = field(default_factory=dict)
     looser_than_ibp: dict[int, int] = field(default_factory=dict)  # node -> elements where CROWN was looser
     cut_nodes: list[int] = field(default_factory=list)
+    optimized: bool = False   # alpha_crown: output bounds use optimised slopes
 
     @property
     def outputs(self) -> list[Interval]:

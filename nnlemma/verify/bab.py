@@ -40,9 +40,10 @@ class Options:
     samples: int = 256
     pgd: bool = True
     record_tree: bool = False        # record the split tree and batches (for a certificate)
-    lookahead_depth: int = 4         # input splitting: try every dimension above this depth
+    lookahead_depth: int = 8         # input splitting: try every dimension above this depth
     threads: int | None = 1          # BLAS threads during the search (None: library default)
-    relu_refine: bool = True         # ReLU splitting: re-bound later split nodes by CROWN per domain
+    alpha_iters: int = 5             # ReLU splitting: gradient steps choosing alpha/beta (0: plain CROWN)
+    relu_refine: bool = False        # ReLU splitting: re-bound later split nodes by CROWN per domain
     input_split_max_dims: int = 16   # above this many free input dimensions, split ReLUs instead
 
 

@@ -12,7 +12,7 @@ bit-exactly, −0 and ±inf included, whatever JSON parser reads the file.
                         attributes and every weight bit),
      "property_sha256": sha256 of the parsed property's canonical form (exact rationals),
      "semantics": "float32",
-     "options": {"relu_refine": bool, "enum_limit": int},
+     "options": {"relu_refine": bool, "alpha_iters": int, "enum_limit": int},
      "padding": "repeat-last-to-power-of-two",
      "cases": [{"case": i, "method": "input" | "relu" | "empty-region",
                 "lo": [...], "hi": [...],          # the case's float32 box, zeros canonical
@@ -176,7 +176,8 @@ def build(graph: Graph, prop: Property, semantics: str, options, records: list[C
         raise ValueError("a certificate needs a record of every case")
     return {"format": FORMAT, "version": VERSION, "model_sha256": model_digest(graph),
             "property_sha256": property_digest(prop), "semantics": semantics,
-            "options": {"relu_refine": bool(options.relu_refine), "enum_limit": int(options.enum_limit)},
+            "options": {"relu_refine": bool(options.relu_refine), "alpha_iters": int(options.alpha_iters),
+                        "enum_limit": int(options.enum_limit)},
             "padding": PADDING, "cases": [r.to_json(i) for i, r in enumerate(records)]}
 
 
@@ -234,6 +235,9 @@ def validate(cert, where: str = "<certificate>") -> dict:
         raise CertificateError(f"{where}: every entry of 'cases' must be an object")
     if not isinstance(cert["options"].get("relu_refine"), bool):
         raise CertificateError(f"{where}: options.relu_refine must be true or false")
+    iters = cert["options"].get("alpha_iters")
+    if not isinstance(iters, int) or isinstance(iters, bool) or not 0 <= iters <= 10_000:
+        raise CertificateError(f"{where}: options.alpha_iters must be an integer in [0, 10000]")
     return cert
 
 

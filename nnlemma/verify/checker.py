@@ -112,7 +112,7 @@ def _check(graph: Graph, prop: Property, cert: dict, semantics: str, stats: Chec
         raise Invalid("property digest differs: the certificate was made for another property")
     if cert.get("padding") != PADDING:
         raise Invalid(f"unknown batch padding rule {cert.get('padding')!r}")
-    refine = cert["options"]["relu_refine"]
+    options = cert["options"]
     problem = Problem(graph, semantics)
     if prop.n_inputs != problem.n_in or prop.n_outputs != problem.n_out:
         raise InputError(f"{prop.source}: property has {prop.n_inputs} inputs and {prop.n_outputs} outputs; "
@@ -123,7 +123,7 @@ def _check(graph: Graph, prop: Property, cert: dict, semantics: str, stats: Chec
     for i, (case, cc) in enumerate(zip(prop.cases, cases)):
         if cc.get("case") != i:
             raise Invalid(f"case entry {i} is labelled {cc.get('case')!r}")
-        _check_case(problem, case, cc, refine, f"case {i}", stats)
+        _check_case(problem, case, cc, options, f"case {i}", stats)
         stats.cases += 1
 
 
@@ -136,7 +136,7 @@ def _f32_list(v, n: int, where: str) -> np.ndarray:
         raise Invalid(f"{where}: {exc}") from None
 
 
-def _check_case(problem: Problem, case: Case, cc: dict, refine: bool, where: str, stats: CheckResult) -> None:
+def _check_case(problem: Problem, case: Case, cc: dict, options: dict, where: str, stats: CheckResult) -> None:
     region = case.box.float32_bounds()
     method = cc.get("method")
     if region is None:
@@ -194,7 +194,8 @@ def _check_case(problem: Problem, case: Case, cc: dict, refine: bool, where: str
             from .relu_bab import bound_domains
 
             flat = np.stack([tree.signs(n, layout.total) for n in members])
-            lb, empty = bound_domains(problem, root, layout, flat, rows.C, refine)[:2]
+            lb, empty = bound_domains(problem, root, layout, flat, rows.C, options["relu_refine"],
+                                      alpha_iters=options["alpha_iters"])[:2]
         stats.batches += 1
         for pos, n in enumerate(members):
             if tree.kind(n) == "empty" and not empty[pos]:

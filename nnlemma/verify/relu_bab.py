@@ -30,6 +30,7 @@ import numpy as np
 from ..bounds.backward import backward
 from ..bounds.crown import prepare, tighten
 from ..bounds.domains import domain_ctx, relu_inputs
+from ..bounds.optimize import as_mlp, optimize
 from ..vnnlib import Case
 from .bab import CaseResult, Options, check_points
 from .certificate import CaseRecord
@@ -81,24 +82,54 @@ def root_context(problem: Problem, lo: np.ndarray, hi: np.ndarray):
 
 
 def bound_domains(problem: Problem, root, layout: Layout, flat: np.ndarray, C: np.ndarray, refine: bool,
-                  costs: bool = False):
+                  costs: bool = False, alpha_iters: int = 0):
     """Certified lower bounds ``[S, B]`` of ``C·y`` on the B domains ``flat`` (int8 sign rows) and
     the ``[B]`` mask of empty domains, in one batch padded to a power of two by repeating the last
     domain (the search and the certificate checker share this, so their bits agree). Also returns
-    the context, the input coefficients and the padded batch size."""
+    the intercept costs per relaxed node (``costs``), the input coefficients and the padded batch
+    size. With ``alpha_iters`` > 0 and a plain ReLU MLP, the slopes and split multipliers are first
+    optimised (:mod:`nnlemma.bounds.optimize`, deterministic) and each row certified with its own."""
     B = len(flat)
     S = C.shape[0]
     m = pow2(B)  # graphs are built for powers of two; padding domains repeat the last one
     g = problem.batched(m)
     flat_m = np.concatenate([flat, np.repeat(flat[-1:], m - B, axis=0)]) if m > B else flat
-    ctx, empty = domain_ctx(root, g, layout.signs(flat_m), refine=refine)
-    if costs:
-        ctx.intercept_cost = {}
+    signs = layout.signs(flat_m)
+    ctx, empty = domain_ctx(root, g, signs, refine=refine)
     lam = np.broadcast_to(C.reshape((S, 1) + tuple(problem.out_shape[1:])),
                           (S, m) + tuple(problem.out_shape[1:])).copy()
-    coeffs: dict = {}
-    lb = backward(ctx, g.outputs[0], lam, coeffs)[:, :B]
-    return lb, empty[:B], ctx, coeffs.get(g.inputs[0].id), m
+    mlp = as_mlp(g) if alpha_iters > 0 else None
+    if mlp is None:
+        if costs:
+            ctx.intercept_cost = {}
+        coeffs: dict = {}
+        lb = backward(ctx, g.outputs[0], lam, coeffs)
+        return lb[:, :B], empty[:B], ctx.intercept_cost, coeffs.get(g.inputs[0].id), m
+    # alpha/beta-CROWN: parameters proposed by the unrounded model, each row certified by backward()
+    def f64(v):
+        iv = ctx.bounds[v]
+        return (np.broadcast_to(iv.lo, ctx.lshape(v)).astype(np.float64),
+                np.broadcast_to(iv.hi, ctx.lshape(v)).astype(np.float64))
+
+    x_lo, x_hi = (a.reshape(m, -1) for a in f64(g.inputs[0].id))
+    zs = [f64(z) for z in mlp.z_ids[:-1]]
+    sg = [np.asarray(signs.get(z, np.zeros((m, 1))), np.float64) for z in mlp.z_ids[:-1]]
+    alpha, beta, _ = optimize(mlp, x_lo, x_hi, [z[0] for z in zs], [z[1] for z in zs], sg, C, iters=alpha_iters)
+    rows_lb, rows_cost, rows_A = [], {}, []
+    for s in range(S):
+        ctx.relax_cache = {}
+        ctx.alpha = {h: alpha[k][s] for k, h in enumerate(mlp.relu_ids)}
+        ctx.beta = {z: -beta[k][s] * sg[k] for k, z in enumerate(mlp.z_ids[:-1])}
+        ctx.intercept_cost = {} if costs else None
+        coeffs = {}
+        rows_lb.append(backward(ctx, g.outputs[0], lam[s:s + 1], coeffs))
+        rows_A.append(coeffs.get(g.inputs[0].id))
+        for h, c in (ctx.intercept_cost or {}).items():
+            rows_cost.setdefault(h, []).append(c)
+    lb = np.concatenate(rows_lb)
+    A = None if any(a is None for a in rows_A) else np.concatenate(rows_A)
+    cost = {h: np.concatenate(c) for h, c in rows_cost.items()} if costs else None
+    return lb[:, :B], empty[:B], cost, A, m
 
 
 def solve_case_relu(problem: Problem, case: Case, rows: SpecRows, lo: np.ndarray, hi: np.ndarray,
@@ -122,7 +153,8 @@ def solve_case_relu(problem: Problem, case: Case, rows: SpecRows, lo: np.ndarray
         del ids[-opts.batch:]
         B = len(batch)
         flat = np.stack(batch)
-        lb, empty, ctx, A, m = bound_domains(problem, root, layout, flat, rows.C, opts.relu_refine, costs=True)
+        lb, empty, costs, A, m = bound_domains(problem, root, layout, flat, rows.C, opts.relu_refine, costs=True,
+                                               alpha_iters=opts.alpha_iters)
         res.boxes += B
         refuted = rows.refuted(lb)
         safe = rows.safe(lb) | empty
@@ -145,7 +177,7 @@ def solve_case_relu(problem: Problem, case: Case, rows: SpecRows, lo: np.ndarray
                 return CaseResult("sat", *hit, boxes=res.boxes)
         score = np.zeros((B, layout.total))
         for z in layout.nodes:
-            cost = ctx.intercept_cost.get(layout.out_of.get(z))
+            cost = costs.get(layout.out_of.get(z))
             if cost is None:
                 continue
             live = (~refuted).astype(np.float64)  # [S, B]: rows still open

@@ -1,0 +1,211 @@
+"""Choosing CROWN's free parameters by gradient ascent (alpha-CROWN slopes, beta-CROWN multipliers).
+
+The CROWN lower bound is valid for *every* lower ReLU slope α in [0, 1] and, on a domain where a
+split node satisfies ``s·z >= 0`` (s = ±1), for every multiplier β >= 0 of the term ``−β·s·z``
+(which is <= 0 there). Both families are free parameters: a search may pick any values, and the
+bound certified by :func:`nnlemma.bounds.backward.backward` with those values is sound. Soundness
+therefore never rests on this module, which is a fast, *unrounded* float64 model of the backward
+pass of a plain ReLU MLP with its hand-derived gradient — a heuristic that only proposes values.
+
+Model (batch B domains, S rows): ``z_k = W_k h_{k−1} + b_k`` (k = 1..L), ``h_k = relu(z_k)``,
+output ``z_L``; bound of ``C·z_L`` over the box:
+
+    λ_L = C;  for k = L−1..1:  μ_k = λ_{k+1} W_{k+1};  λ_k = μ_k⁺·a_lo + μ_k⁻·a_hi − β_k s_k
+    bound = Σ_k [λ_{k+1}·b_{k+1} + μ_k⁻·b_hi] + λ_1·b_1 + Σ ν⁺·lo + ν⁻·hi,   ν = λ_1 W_1
+
+with a_lo = α on unstable units (1 active, 0 inactive), a_hi / b_hi the chord. Reverse mode
+gives ∂bound/∂α and ∂bound/∂β; Adam steps, α projected to [0, 1] and β to [0, ∞), keeping per
+(row, domain) the best parameters seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir.graph import Graph
+
+
+@dataclass
+class MLP:
+    """A graph that is ``reshape? → (linear → relu)* → linear``, with float64 weights."""
+
+    input_id: int
+    z_ids: list[int]            # linear outputs z_1..z_L
+    relu_ids: list[int]         # relu outputs h_1..h_{L-1}
+    W: list[np.ndarray]         # [n_k, n_{k-1}]
+    b: list[np.ndarray]         # [n_k]
+
+
+def as_mlp(graph: Graph) -> MLP | None:
+    """Recognise a plain ReLU MLP (leading batch axis), else None."""
+    eqs = list(graph.equations)
+    params = {p.value.id: p.data for p in graph.params}
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        return None
+    cur = graph.inputs[0].id
+    if eqs and eqs[0].op == "reshape" and eqs[0].inputs[0] == cur and len(eqs[0].out.shape) == 2:
+        cur = eqs[0].out.id
+        eqs = eqs[1:]
+    z_ids, relu_ids, W, b = [], [], [], []
+    expect_linear = True
+    for e in eqs:
+        if expect_linear:
+            if e.op != "linear" or e.inputs[0] != cur or e.inputs[1] not in params or \
+                    (len(e.inputs) == 3 and e.inputs[2] not in params):
+                return None
+            w = params[e.inputs[1]].astype(np.float64)
+            W.append(w)
+            b.append(params[e.inputs[2]].astype(np.float64) if len(e.inputs) == 3 else np.zeros(w.shape[0]))
+            z_ids.append(e.out.id)
+        else:
+            if e.op != "relu" or e.inputs[0] != cur:
+                return None
+            relu_ids.append(e.out.id)
+        cur = e.out.id
+        expect_linear = not expect_linear
+    if expect_linear or cur != graph.outputs[0] or not z_ids:
+        return None
+    return MLP(graph.inputs[0].id, z_ids, relu_ids, W, b)
+
+
+class _Adam:
+    def __init__(self, shape, lr: float):
+        self.m = np.zeros(shape)
+        self.v = np.zeros(shape)
+        self.t = 0
+        self.lr = lr
+
+    def step(self, g: np.ndarray) -> np.ndarray:
+        self.t += 1
+        self.m = 0.9 * self.m + 0.1 * g
+        self.v = 0.999 * self.v + 0.001 * g * g
+        mh = self.m / (1 - 0.9 ** self.t)
+        vh = self.v / (1 - 0.999 ** self.t)
+        return self.lr * mh / (np.sqrt(vh) + 1e-8)
+
+
+def optimize(mlp: MLP, lo: np.ndarray, hi: np.ndarray, zlo: list[np.ndarray], zhi: list[np.ndarray],
+             signs: list[np.ndarray], C: np.ndarray, iters: int = 20, lr_alpha: float = 0.1,
+             lr_beta: float = 0.05) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Slopes α_k ``[S, B, n_k]`` and multipliers β_k ``[S, B, n_k]`` (k = 1..L−1) that maximise the
+    modelled bound, and that bound ``[S, B]`` (unrounded; for ranking only).
+
+    ``lo``/``hi``: ``[B, n_0]`` input box per domain; ``zlo``/``zhi``: intervals of z_k ``[B, n_k]``
+    on each domain; ``signs``: int8 ``[B, n_k]`` split signs (0 = unsplit)."""
+    S, B = C.shape[0], lo.shape[0]
+    L = len(mlp.W)
+    relax = []
+    for k in range(L - 1):
+        l, u = zlo[k], zhi[k]
+        unst = (l < 0) & (u > 0)
+        with np.errstate(all="ignore"):
+            chord = np.where(unst, u / np.where(unst, u - l, 1.0), 0.0)
+        a_hi = np.where(l >= 0, 1.0, chord)
+        b_hi = np.where(unst, -l * chord, 0.0)
+        fixed_lo = np.where(l >= 0, 1.0, 0.0)
+        relax.append((unst, a_hi, b_hi, fixed_lo))
+    alpha = [np.broadcast_to(np.where(r[0], (zhi[k] > -zlo[k]).astype(float), r[3]), (S, B) + r[0].shape[1:]).copy()
+             for k, r in enumerate(relax)]
+    beta = [np.zeros((S, B) + r[0].shape[1:]) for r in relax]
+    s_f = [np.asarray(s, np.float64) for s in signs]
+    opt_a = [_Adam(a.shape, lr_alpha) for a in alpha]
+    opt_b = [_Adam(b_.shape, lr_beta) for b_ in beta]
+    best = np.full((S, B), -np.inf)
+    best_a = [a.copy() for a in alpha]
+    best_b = [b_.copy() for b_ in beta]
+    Cb = np.broadcast_to(C[:, None, :], (S, B, C.shape[1]))
+    for it in range(iters + 1):
+        # forward (the backward pass of CROWN)
+        lam = Cb
+        bound = np.zeros((S, B))
+        mus = [None] * (L - 1)
+        lams = [None] * L
+        lams[L - 1] = lam
+        for k in range(L - 2, -1, -1):
+            bound += lam @ mlp.b[k + 1]
+            mu = lam @ mlp.W[k + 1]
+            unst, a_hi, b_hi, _ = relax[k]
+            a_lo = np.where(unst, alpha[k], relax[k][3])
+            pos = mu >= 0
+            lam = np.where(pos, mu * a_lo, mu * a_hi) - beta[k] * s_f[k]
+            bound += np.einsum("sbn,bn->sb", np.minimum(mu, 0), b_hi)
+            mus[k] = mu
+            lams[k] = lam
+        nu = lam @ mlp.W[0]
+        bound += lam @ mlp.b[0] + np.einsum("sbn,bn->sb", np.maximum(nu, 0), lo) + \
+            np.einsum("sbn,bn->sb", np.minimum(nu, 0), hi)
+        improved = bound > best
+        best = np.where(improved, bound, best)
+        for k in range(L - 1):
+            best_a[k][improved] = alpha[k][improved]
+            best_b[k][improved] = beta[k][improved]
+        if it == iters:
+            break
+        # reverse mode
+        g_lam = np.where(nu >= 0, lo[None], hi[None]) @ mlp.W[0].T + mlp.b[0]
+        for k in range(L - 1):
+            mu = mus[k]
+            unst, a_hi, b_hi, fixed_lo = relax[k]
+            pos = mu >= 0
+            g_alpha = np.where(pos & unst, g_lam * mu, 0.0)
+            g_beta = -g_lam * s_f[k]
+            a_lo = np.where(unst, alpha[k], fixed_lo)
+            g_mu = g_lam * np.where(pos, a_lo, a_hi) + np.where(pos, 0.0, b_hi)
+            g_lam = g_mu @ mlp.W[k + 1].T + mlp.b[k + 1]
+            alpha[k] = np.clip(alpha[k] + opt_a[k].step(g_alpha), 0.0, 1.0)
+            beta[k] = np.maximum(beta[k] + opt_b[k].step(g_beta), 0.0) * (s_f[k] != 0)
+    return best_a, best_b, best
+
+
+
+def alpha_crown(graph: Graph, lo, hi, semantics: str = "float32", iters: int = 20):
+    """CROWN bounds whose output bounds use optimised lower slopes (alpha-CROWN), one set of slopes
+    per output bound. Graphs that are not plain ReLU MLPs get plain CROWN (``optimized`` False).
+    Intermediate bounds are CROWN's; every output bound is certified by the backward pass (with
+    all float32 rounding in the float32 semantics) and intersected with CROWN's, both being sound."""
+    from .backward import backward
+    from .common import f64_to_f32_down, f64_to_f32_up
+    from .crown import CrownResult, crown, prepare, tighten
+    from .interval import FLOAT32, SEMANTICS, Interval
+
+    res = crown(graph, lo, hi, semantics)
+    mlp = as_mlp(graph)
+    res.optimized = False
+    if res.status != "ok" or mlp is None or iters <= 0:
+        return res
+    ctx, _ = prepare(graph, lo, hi, semantics)
+    tighten(ctx)
+    B = ctx.B
+    out = graph.outputs[0]
+    n = int(np.prod(ctx.lshape(out)[1:]))
+
+    def f64(v):
+        iv = ctx.bounds[v]
+        return (np.broadcast_to(iv.lo, ctx.lshape(v)).astype(np.float64).reshape(B, -1),
+                np.broadcast_to(iv.hi, ctx.lshape(v)).astype(np.float64).reshape(B, -1))
+
+    x_lo, x_hi = f64(graph.inputs[0].id)
+    zs = [f64(z) for z in mlp.z_ids[:-1]]
+    if not all(np.isfinite(a).all() for z in zs for a in z) or not (np.isfinite(x_lo).all() and np.isfinite(x_hi).all()):
+        return res
+    C = np.concatenate([np.eye(n), -np.eye(n)])
+    alpha, _, _ = optimize(mlp, x_lo, x_hi, [z[0] for z in zs], [z[1] for z in zs],
+                           [np.zeros_like(z[0]) for z in zs], C, iters=iters)
+    lb = np.empty((2 * n, B))
+    for s in range(2 * n):
+        ctx.relax_cache = {}
+        ctx.alpha = {h: alpha[k][s] for k, h in enumerate(mlp.relu_ids)}
+        lam = np.broadcast_to(C[s].reshape((1, 1) + tuple(ctx.lshape(out)[1:])), (1,) + ctx.lshape(out)).copy()
+        lb[s] = backward(ctx, out, lam)[0]
+    lo64, hi64 = lb[:n].T.reshape(ctx.lshape(out)), (-lb[n:]).T.reshape(ctx.lshape(out))
+    r = SEMANTICS[semantics]
+    clo, chi = (f64_to_f32_down(lo64), f64_to_f32_up(hi64)) if r is FLOAT32 else (lo64, hi64)
+    iv = res.bounds[out]
+    res.bounds[out] = iv.intersect(Interval.make(clo, chi, iv.nan, r.dtype))
+    res.optimized = True
+    return res
+
+
+__all__ = ["MLP", "alpha_crown", "as_mlp", "optimize"]
