@@ -6,6 +6,8 @@ reason why the op has none; the coverage test fails on any silent gap.
 
 from __future__ import annotations
 
+from .bounds.crown import CROWN_RULES, crown_cut_reasons
+from .bounds.ibp import IBP_RULES
 from .ir.shapes import SHAPE_RULES
 from .kernels import KERNEL_RULES
 from .ops import OPS, REQUIRED
@@ -14,6 +16,9 @@ from .ops import OPS, REQUIRED
 RULE_TABLES: dict[str, tuple[dict, dict[str, str]]] = {
     "shape": (SHAPE_RULES, {}),
     "float32-kernel": (KERNEL_RULES, {}),
+    "ibp-float32": (IBP_RULES["float32"], {}),
+    "ibp-real": (IBP_RULES["real"], {}),
+    "crown": (CROWN_RULES, crown_cut_reasons(OPS)),
 }
 
 

@@ -33,11 +33,29 @@ import numpy as np
 from ..errors import InputError
 from ..ir.graph import Graph
 from .backward import node_bounds
-from .common import RELAX, Ctx, f64_to_f32_down, f64_to_f32_up
+from .common import AFFINE, RELAX, Ctx, f64_to_f32_down, f64_to_f32_up
 from .ibp import IBP_RULES
 from .ibp import ibp as ibp_bounds
 from .interval import FLOAT32, SEMANTICS, Interval
 from .rounding import rounding_error
+
+class _Treatment:
+    """How the backward pass handles an op (a documented marker for the coverage table)."""
+
+    def __init__(self, doc: str):
+        self.__doc__ = doc
+
+
+CROWN_RULES = {**{op: _Treatment("substituted exactly (affine), with its float32 rounding bound") for op in AFFINE},
+               **{op: _Treatment("sound linear relaxation over the input interval (alpha-optimisable)")
+                  for op in RELAX}}
+
+
+def crown_cut_reasons(ops) -> dict[str, str]:
+    """Ops without a linear rule: the backward pass cuts them at their sound IBP interval."""
+    return {op: "cut at its sound IBP interval (no linear rule yet; sound, looser)" for op in ops
+            if op not in CROWN_RULES}
+
 
 @dataclass
 class CrownResult:

@@ -88,6 +88,12 @@ def _falsify(problem: Problem, case: Case, rows: SpecRows, lo, hi, opts: Options
     return None
 
 
+def undefined_points(problem: Problem, case: Case, X: np.ndarray) -> bool:
+    """Whether some point's kernel output leaves the property undecided (inf or NaN outputs)."""
+    Y = problem.evaluate(X)
+    return any(case.unsafe_at(Y[i]) is None for i in range(len(X)) if not np.isfinite(Y[i]).all())
+
+
 def _lookahead(problem: Problem, rows: SpecRows, LO: np.ndarray, HI: np.ndarray, idx: list[int],
                opts: Options) -> dict[int, int]:
     """Split dimension per box by trying them all: bound both children of every splittable
@@ -143,6 +149,7 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
         return solve_case_relu(problem, case, rows, lo, hi, opts, deadline)
     tree = CaseRecord("input", lo, hi) if opts.record_tree else None
     stack = [(lo, hi, 0, 0)]  # box, tree node, depth
+    undefined = 0
     res = CaseResult("unsat")
     while stack:
         if deadline is not None and time.monotonic() > deadline:
@@ -184,6 +191,10 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
                 hit = check_points(problem, case, pts)
                 if hit:
                     return CaseResult("sat", *hit, boxes=res.boxes)
+                if undefined_points(problem, case, pts):
+                    # an inf/NaN output makes the property undefined there: neither sat nor unsat
+                    undefined += 1
+                    continue
                 res.leaves += 1
                 res.enumerated_points += len(pts)
                 if tree:
@@ -200,5 +211,8 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
             ids = tree.input_split(node, dim, m) if tree else (-1, -1)
             stack.append((l1, h1, ids[0], depth + 1))
             stack.append((l2, h2, ids[1], depth + 1))
+    if undefined:
+        return CaseResult("unknown", reason=f"{undefined} enumerated box(es) hold points whose outputs are inf or NaN, "
+                          "where the property is undefined", boxes=res.boxes, leaves=res.leaves)
     res.tree = tree
     return res
