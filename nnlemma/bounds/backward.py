@@ -228,6 +228,8 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
         return
     if op == "neg":
         return _add_lam(lams, acc, ctx, ins[0], -lam)
+    if op == "mul" and ins[0] not in ctx.params and ins[1] not in ctx.params:
+        return _mccormick(ctx, e, lam, lams, acc)
     if op in ("mul", "div"):
         a, b = ins
         const = b if b in ctx.params else (a if (a in ctx.params and op == "mul") else None)
@@ -261,6 +263,38 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
     if op in RELAX:
         return _relax(ctx, e, lam, lams, acc)
     return _cut(ctx, acc, z, lam)
+
+
+def _mccormick(ctx, e, lam, lams, acc):
+    """z = a·b of two variables, a ∈ [la, ua], b ∈ [lb, ub] (McCormick): (a − la)(b − lb) >= 0 and
+    (a − la)(b − ub) <= 0 give ``lb·a + la·b − la·lb <= a·b <= ub·a + la·b − la·ub`` for every a, b
+    in the box. The slopes are the interval endpoints themselves (exact); the intercepts are
+    rounded down / up, which keeps each plane on its side. Λ⁺ takes the lower plane, Λ⁻ the upper.
+    Operands must have z's shape (no broadcasting) and finite, NaN-free intervals; else z is cut."""
+    a, b = e.inputs
+    z = e.out.id
+    shape = ctx.lshape(z)
+    ia, ib = ctx.bounds[a], ctx.bounds[b]
+    if ctx.lshape(a) != shape or ctx.lshape(b) != shape or not (ia.finite() and ib.finite()):
+        return _cut(ctx, acc, z, lam)
+    la, ua = (np.broadcast_to(v, shape).astype(np.float64) for v in (ia.lo, ia.hi))
+    lb, ub = (np.broadcast_to(v, shape).astype(np.float64) for v in (ib.lo, ib.hi))
+    with np.errstate(over="ignore"):
+        c_lo = _down(-(la * lb))
+        c_hi = _up(-(la * ub))
+    if not (np.isfinite(c_lo).all() and np.isfinite(c_hi).all()):
+        return _cut(ctx, acc, z, lam)
+    _sub_rounding(ctx, acc, z, lam)
+    pos, neg = np.maximum(lam, 0), np.minimum(lam, 0)
+    n = int(np.prod(lam.shape[2:]))
+    t = pos * c_lo + neg * c_hi
+    acc.add_bias(_rest_sum(t), n, _rest_sum(np.abs(t)))
+    new_a = pos * lb + neg * ub        # one of the two products is 0: one rounding each
+    new_b = lam * la
+    _scale_slack(ctx, acc, a, np.abs(new_a), 2)
+    _scale_slack(ctx, acc, b, np.abs(new_b), 2)
+    _add_lam(lams, acc, ctx, a, new_a)
+    _add_lam(lams, acc, ctx, b, new_b)
 
 
 def _movement(ctx, e, lam, lams, acc):

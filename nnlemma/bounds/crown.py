@@ -48,7 +48,9 @@ class _Treatment:
 
 CROWN_RULES = {**{op: _Treatment("substituted exactly (affine), with its float32 rounding bound") for op in AFFINE},
                **{op: _Treatment("sound linear relaxation over the input interval (alpha-optimisable)")
-                  for op in RELAX}}
+                  for op in RELAX},
+               "mul": _Treatment("by a constant: substituted exactly; of two variables: McCormick planes "
+                                 "over the operands' intervals; with its float32 rounding bound")}
 
 
 def crown_cut_reasons(ops) -> dict[str, str]:
