@@ -14,7 +14,7 @@ import numpy as np
 from ..ir.graph import Equation
 from ..ir.shapes import index_tuple, normalize_axes
 from .common import RELAX, U64, Ctx, gamma, relaxation
-from .fused import abs_dots, relax_terms
+from .fused import abs_dots, relax_terms, tiny_rows
 
 TINY = 2.0 ** -600
 
@@ -72,11 +72,12 @@ class _Acc:
             + (n_terms + 1) * 2.0 ** -1074
         self.terms += 1
 
-    def check_tiny(self, lam: np.ndarray) -> None:
+    def check_tiny(self, lam: np.ndarray, small: np.ndarray | None = None) -> None:
         """Rows whose coefficients get so small (nonzero below 2^−600) that later float64
-        products could underflow, where the relative error model above fails, give no bound."""
-        a = np.abs(lam).reshape(lam.shape[0], lam.shape[1], -1)
-        small = ((a > 0) & (a < TINY)).any(axis=2)
+        products could underflow, where the relative error model above fails, give no bound.
+        Every Λ is checked once, when its step consumes it (the fused steps report ``small``)."""
+        if small is None:
+            small = tiny_rows(lam, TINY)
         if small.any():
             self.tiny = self.tiny | small
 
@@ -131,7 +132,6 @@ def _add_lam(lams: dict, acc: _Acc, ctx: Ctx, vid: int, contrib: np.ndarray):
     if n_summed > 1:  # summing n float64 coefficients errs by γ_n·Σ|Λ| (times |x| in the bound)
         acc.add_slack(gamma(n_summed) * _dot_terms(np.abs(contrib), ctx.xmax(vid)))
     contrib = _unbroadcast(contrib, ctx._shapes[vid])
-    acc.check_tiny(contrib)
     if vid in lams:
         new = lams[vid] + contrib
         acc.add_slack(2 * U64 * _dot_terms(np.abs(new), ctx.xmax(vid)))
@@ -210,7 +210,8 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
         # Λ·δ >= −Σ|Λ|·E for the node's float32 rounding; Λ@M errs by γ_k·Σ|Λ|·(|x|@|M|ᵀ)
         # (each coefficient of Λ@M is a sum over M.shape[0] terms)
         err = _node_err(ctx, z)
-        rnd, mag = abs_dots(lam, 0.0 if err is None else err, v)
+        rnd, mag, small = abs_dots(lam, 0.0 if err is None else err, v, TINY)
+        acc.check_tiny(lam, small)
         if err is not None:
             acc.add_bias(-rnd, int(np.prod(lam.shape[2:])))
         acc.add_slack(gamma(M.shape[0]) * mag)
@@ -242,6 +243,7 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
         if not np.isfinite(new).all():
             return _cut(ctx, acc, z, lam)
         _sub_rounding(ctx, acc, z, lam)
+        acc.check_tiny(lam)
         _scale_slack(ctx, acc, var, np.abs(new), 2)   # per product/quotient, before any summing
         return _add_lam(lams, acc, ctx, var, new)     # sums broadcast axes, with its own slack
     if op in ("sum", "mean"):
@@ -254,6 +256,7 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
         lam_k = lam if attrs["keepdims"] else np.expand_dims(lam, tuple(a + 1 for a in axes))
         new = np.broadcast_to(lam_k, (S,) + xs).copy()
         if op == "mean":
+            acc.check_tiny(lam)
             n = float(np.float32(np.prod([xs[a] for a in axes])))
             new = new / n
             _scale_slack(ctx, acc, x, np.abs(new), 1)
@@ -285,6 +288,7 @@ def _mccormick(ctx, e, lam, lams, acc):
     if not (np.isfinite(c_lo).all() and np.isfinite(c_hi).all()):
         return _cut(ctx, acc, z, lam)
     _sub_rounding(ctx, acc, z, lam)
+    acc.check_tiny(lam)
     pos, neg = np.maximum(lam, 0), np.minimum(lam, 0)
     n = int(np.prod(lam.shape[2:]))
     t = pos * c_lo + neg * c_hi
@@ -344,7 +348,8 @@ def _relax(ctx, e, lam, lams, acc):
     _sub_rounding(ctx, acc, e.out.id, lam)
     # Λ' = Λ⁺·a_lo + Λ⁻·a_hi (slopes >= 0; b_lo is 0), bias Σ Λ⁻·b_hi; the coefficients take 2
     # float64 operations each (slack γ_2·Σ|Λ'|·max|x|)
-    new, bias, mag = relax_terms(lam, a_lo, a_hi, b_hi, ctx.xmax(x))
+    new, bias, mag, small = relax_terms(lam, a_lo, a_hi, b_hi, ctx.xmax(x), TINY)
+    acc.check_tiny(lam, small)
     acc.add_bias(bias, int(np.prod(lam.shape[2:])))
     if ctx.intercept_cost is not None:
         ctx.intercept_cost[e.out.id] = -np.minimum(lam, 0) * b_hi

@@ -10,6 +10,7 @@ callers add that slack (:class:`nnlemma.bounds.backward._Acc`). Products ``0·in
 * :func:`relax_terms` — the ReLU substitution: ``Λ' = Λ⁺·a_lo + Λ⁻·a_hi``, the bias
   ``Σ Λ⁻·b_hi``, and ``Σ |Λ⁺·a_lo − Λ⁻·a_hi|·max|x|`` (the magnitude for the coefficient slack).
 * :func:`abs_dots` — ``Σ|Λ|·w1`` and ``Σ|Λ|·w2`` (rounding term and slack of a linear step).
+* :func:`tiny_rows` — rows holding a nonzero coefficient below the underflow guard.
 
 Without numba the numpy versions below are used.
 """
@@ -24,34 +25,38 @@ except Exception:  # pragma: no cover - numba missing or broken
     njit = None
 
 
-def _relax_np(lam, a_lo, a_hi, b_hi, xm):
+def _relax_np(lam, a_lo, a_hi, b_hi, xm, tiny):
     pos, neg = np.maximum(lam, 0), np.minimum(lam, 0)
     t_lo, t_hi = pos * a_lo, neg * a_hi
     bias = np.where(neg == 0, 0.0, neg * b_hi).sum(axis=2)
     with np.errstate(invalid="ignore"):
         mag = np.where(t_lo == t_hi, 0.0, np.abs(t_lo - t_hi) * xm).sum(axis=2)
-    return t_lo + t_hi, bias, mag
+    return t_lo + t_hi, bias, mag, _tiny_np(lam, tiny)
 
 
-def _abs_dots_np(lam, w1, w2):
+def _abs_dots_np(lam, w1, w2, tiny):
     a = np.abs(lam)
     with np.errstate(invalid="ignore"):
-        return (np.where(a == 0, 0.0, a * w1).sum(axis=2), np.where(a == 0, 0.0, a * w2).sum(axis=2))
+        return (np.where(a == 0, 0.0, a * w1).sum(axis=2), np.where(a == 0, 0.0, a * w2).sum(axis=2),
+                _tiny_np(lam, tiny))
 
 
 if njit is not None:
     @njit(cache=True)
-    def _relax_nb(lam, a_lo, a_hi, b_hi, xm):  # pragma: no cover - compiled
+    def _relax_nb(lam, a_lo, a_hi, b_hi, xm, tiny):  # pragma: no cover - compiled
         S, B, N = lam.shape
         new = np.empty_like(lam)
         bias = np.zeros((S, B))
         mag = np.zeros((S, B))
+        small = np.zeros((S, B), dtype=np.bool_)
         for s in range(S):
             for b in range(B):
                 tb = 0.0
                 tm = 0.0
+                sm = False
                 for n in range(N):
                     v = lam[s, b, n]
+                    sm |= (v != 0.0) & (abs(v) < tiny)
                     if v > 0.0:
                         t = v * a_lo[b, n]
                         new[s, b, n] = t
@@ -67,25 +72,57 @@ if njit is not None:
                         new[s, b, n] = 0.0
                 bias[s, b] = tb
                 mag[s, b] = tm
-        return new, bias, mag
+                small[s, b] = sm
+        return new, bias, mag, small
 
     @njit(cache=True)
-    def _abs_dots_nb(lam, w1, w2):  # pragma: no cover - compiled
+    def _abs_dots_nb(lam, w1, w2, tiny):  # pragma: no cover - compiled
         S, B, N = lam.shape
         r1 = np.zeros((S, B))
         r2 = np.zeros((S, B))
+        small = np.zeros((S, B), dtype=np.bool_)
         for s in range(S):
             for b in range(B):
                 t1 = 0.0
                 t2 = 0.0
+                sm = False
                 for n in range(N):
                     a = abs(lam[s, b, n])
                     if a != 0.0:
                         t1 += a * w1[b, n]
                         t2 += a * w2[b, n]
+                        sm |= a < tiny
                 r1[s, b] = t1
                 r2[s, b] = t2
-        return r1, r2
+                small[s, b] = sm
+        return r1, r2, small
+
+
+def _tiny_np(lam, tiny):
+    a = np.abs(lam)
+    return ((a > 0) & (a < tiny)).any(axis=2)
+
+
+if njit is not None:
+    @njit(cache=True)
+    def _tiny_nb(lam, tiny):  # pragma: no cover - compiled
+        S, B, N = lam.shape
+        out = np.zeros((S, B), dtype=np.bool_)
+        for s in range(S):
+            for b in range(B):
+                for n in range(N):
+                    a = abs(lam[s, b, n])
+                    if a != 0.0 and a < tiny:
+                        out[s, b] = True
+                        break
+        return out
+
+
+def tiny_rows(lam: np.ndarray, tiny: float) -> np.ndarray:
+    """``[S, B]``: the row holds a nonzero coefficient of magnitude below ``tiny``."""
+    S, B = lam.shape[:2]
+    lam3 = np.ascontiguousarray(lam, np.float64).reshape(S, B, -1)
+    return (_tiny_nb if njit is not None else _tiny_np)(lam3, tiny)
 
 
 def _rows(v, B: int, N: int) -> np.ndarray:
@@ -94,21 +131,23 @@ def _rows(v, B: int, N: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(v, (B, N)))
 
 
-def relax_terms(lam: np.ndarray, a_lo, a_hi, b_hi, xm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``lam`` is ``[S, B, ...]``; the others broadcast to ``[B, ...]``. Returns (Λ', bias, mag)."""
+def relax_terms(lam: np.ndarray, a_lo, a_hi, b_hi, xm, tiny: float):
+    """``lam`` is ``[S, B, ...]``; the others broadcast to ``[B, ...]``. Returns (Λ', bias, mag,
+    rows of Λ with a nonzero coefficient below ``tiny``)."""
     S, B = lam.shape[:2]
     N = int(np.prod(lam.shape[2:]))
     args = (np.ascontiguousarray(lam, np.float64).reshape(S, B, N),) + tuple(_rows(v, B, N) for v in (a_lo, a_hi, b_hi, xm))
-    new, bias, mag = (_relax_nb if njit is not None else _relax_np)(*args)
-    return new.reshape(lam.shape), bias, mag
+    new, bias, mag, small = (_relax_nb if njit is not None else _relax_np)(*args, tiny)
+    return new.reshape(lam.shape), bias, mag, small
 
 
-def abs_dots(lam: np.ndarray, w1, w2) -> tuple[np.ndarray, np.ndarray]:
-    """``Σ|Λ|·w1`` and ``Σ|Λ|·w2`` per (row, batch element), ``w`` broadcasting to ``[B, ...]``."""
+def abs_dots(lam: np.ndarray, w1, w2, tiny: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Σ|Λ|·w1`` and ``Σ|Λ|·w2`` per (row, batch element), ``w`` broadcasting to ``[B, ...]``,
+    and the rows of Λ with a nonzero coefficient below ``tiny``."""
     S, B = lam.shape[:2]
     N = int(np.prod(lam.shape[2:]))
     args = (np.ascontiguousarray(lam, np.float64).reshape(S, B, N), _rows(w1, B, N), _rows(w2, B, N))
-    return (_abs_dots_nb if njit is not None else _abs_dots_np)(*args)
+    return (_abs_dots_nb if njit is not None else _abs_dots_np)(*args, tiny)
 
 
-__all__ = ["abs_dots", "relax_terms"]
+__all__ = ["abs_dots", "relax_terms", "tiny_rows"]
