@@ -79,8 +79,10 @@ def supports_gradient(graph: Graph) -> bool:
     return all(e.op in _F64 for e in graph.equations)
 
 
-def gradient(graph: Graph, x: np.ndarray, out_weights: np.ndarray) -> np.ndarray:
-    """d(Σ out_weights · output)/dx in float64 for a single-input, single-output graph."""
+def gradient(graph: Graph, x: np.ndarray, out_weights, with_output: bool = False):
+    """d(Σ out_weights · output)/dx in float64 for a single-input, single-output graph.
+    ``out_weights`` may be a function of the float64 output (chosen after the forward pass);
+    with ``with_output`` the output is returned too."""
     env = {graph.inputs[0].id: x.astype(np.float64)}
     for p in graph.params:
         env[p.value.id] = p.data.astype(np.float64)
@@ -88,7 +90,9 @@ def gradient(graph: Graph, x: np.ndarray, out_weights: np.ndarray) -> np.ndarray
         for e in graph.equations:
             env[e.out.id] = _F64[e.op][0](*(env[i] for i in e.inputs), **dict(e.attrs))
         params = {p.value.id for p in graph.params}
-        grads = {graph.outputs[0]: np.broadcast_to(out_weights, env[graph.outputs[0]].shape).astype(np.float64)}
+        y = env[graph.outputs[0]]
+        w = out_weights(y) if callable(out_weights) else out_weights
+        grads = {graph.outputs[0]: np.broadcast_to(w, y.shape).astype(np.float64)}
         for e in reversed(graph.equations):
             g = grads.pop(e.out.id, None)
             if g is None:
@@ -99,21 +103,28 @@ def gradient(graph: Graph, x: np.ndarray, out_weights: np.ndarray) -> np.ndarray
                     continue
                 gi = _unbroadcast(np.asarray(gi), xi.shape)
                 grads[vid] = grads[vid] + gi if vid in grads else gi
-    return grads.get(graph.inputs[0].id, np.zeros_like(x, dtype=np.float64))
+    g = grads.get(graph.inputs[0].id, np.zeros_like(x, dtype=np.float64))
+    return (g, y) if with_output else g
 
 
-def pgd_candidates(graph: Graph, lo: np.ndarray, hi: np.ndarray, direction: np.ndarray, rng: np.random.Generator,
-                   steps: int = 20, restarts: int = 4) -> np.ndarray:
-    """Points of the float32 box ``[lo, hi]`` (input shape) found by signed-gradient descent on
-    ``direction · output``; returns ``[restarts * steps, *shape]`` float32 candidates."""
+def pgd_conjunction(graph: Graph, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, d: np.ndarray,
+                    rng: np.random.Generator, steps: int = 30, restarts: int = 4, start: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """Candidates for a conjunction of atoms ``C_j·y + d_j <= 0``: signed-gradient descent on the
+    currently largest atom (the max of the atoms is what must become <= 0). The first restart
+    starts at ``start`` when given. Returns ``[restarts * steps, *shape]`` float32 points."""
     out = []
     width = hi.astype(np.float64) - lo.astype(np.float64)
-    for _ in range(restarts):
-        x = lo + rng.random(lo.shape) * width
+    def worst_row(y):
+        vals = C @ y.reshape(-1) + d
+        return C[int(np.argmax(vals))].reshape(y.shape)
+
+    for r in range(restarts):
+        x = start.astype(np.float64) if (r == 0 and start is not None) else lo + rng.random(lo.shape) * width
         step = width / 4
         for _ in range(steps):
-            g = gradient(graph, x, direction)
+            g = gradient(graph, x, worst_row)
             x = np.clip(x - step * np.sign(g), lo, hi)
-            step = step * 0.8
+            step = step * 0.85
             out.append(np.clip(x.astype(np.float32), lo, hi))
     return np.stack(out)

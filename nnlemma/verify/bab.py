@@ -23,7 +23,7 @@ import numpy as np
 
 from ..vnnlib import Case
 from . import boxes as bx
-from .attack import pgd_candidates, supports_gradient
+from .attack import pgd_conjunction, supports_gradient
 from .certificate import CaseRecord
 from .problem import Problem
 from .spec import SpecRows
@@ -37,9 +37,12 @@ class Options:
     seed: int = 0
     batch: int = 256
     enum_limit: int = 64
-    samples: int = 256
+    samples: int = 4096              # random points tried first (input splitting)
+    samples_high_dim: int = 256      # ... when the region is split by ReLUs (points cost more)
+    box_samples: int = 8             # input splitting: random points tried in every open box
     pgd: bool = True
     record_tree: bool = False        # record the split tree and batches (for a certificate)
+    pgd_every: int = 4               # input splitting: local gradient search every N batches
     lookahead_depth: int = 8         # input splitting: try every dimension above this depth
     threads: int | None = 1          # BLAS threads during the search (None: library default)
     alpha_iters: int = 5             # ReLU splitting: gradient steps choosing alpha/beta (0: plain CROWN)
@@ -71,21 +74,36 @@ def check_points(problem: Problem, case: Case, X: np.ndarray):
 
 
 def _falsify(problem: Problem, case: Case, rows: SpecRows, lo, hi, opts: Options, rng) -> tuple | None:
-    n = opts.samples
+    n = opts.samples if int(np.sum(bx.splittable(lo, hi))) <= opts.input_split_max_dims else opts.samples_high_dim
     X = lo + rng.random((n, lo.size)) * (hi.astype(np.float64) - lo)
     X = np.clip(X.astype(F32), lo, hi)
     X = np.concatenate([X, ((lo.astype(np.float64) + hi) / 2).astype(F32)[None]])
     hit = check_points(problem, case, X)
     if hit or not opts.pgd or not supports_gradient(problem.graph):
         return hit
+    return _pgd(problem, case, rows, lo, hi, rng, restarts=4)
+
+
+def _pgd(problem: Problem, case: Case, rows: SpecRows, lo, hi, rng, restarts: int, start=None) -> tuple | None:
+    """Gradient-guided candidates in the box [lo, hi] for every unsafe conjunction, judged on the
+    kernel (the gradient is a float64 heuristic; only the kernel decides)."""
     shape = problem.in_shape
-    for s in range(rows.C.shape[0]):
-        cands = pgd_candidates(problem.graph, lo.reshape(shape), hi.reshape(shape), rows.C[s].reshape(problem.out_shape),
-                               rng, steps=15, restarts=2)
+    d = np.array([_as_float(x) for x in rows.d])
+    for conj in rows.conjunctions:
+        idx = list(conj)
+        cands = pgd_conjunction(problem.graph, lo.reshape(shape), hi.reshape(shape), rows.C[idx], d[idx], rng,
+                                restarts=restarts, start=None if start is None else start.reshape(shape))
         hit = check_points(problem, case, cands.reshape(len(cands), -1))
         if hit:
             return hit
     return None
+
+
+def _as_float(q) -> float:
+    try:
+        return float(q)
+    except OverflowError:
+        return float(np.sign(q)) * float(np.finfo(np.float64).max)
 
 
 def undefined_points(problem: Problem, case: Case, X: np.ndarray) -> bool:
@@ -148,6 +166,8 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
         from .relu_bab import solve_case_relu
         return solve_case_relu(problem, case, rows, lo, hi, opts, deadline)
     tree = CaseRecord("input", lo, hi) if opts.record_tree else None
+    gradient_ok = supports_gradient(problem.graph)
+    n_batches = 0
     stack = [(lo, hi, 0, 0)]  # box, tree node, depth
     undefined = 0
     res = CaseResult("unsat")
@@ -165,6 +185,15 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
         res.boxes += len(batch)
         safe = rows.safe(lb)
         open_idx = [i for i in range(len(batch)) if not safe[i]]
+        n_batches += 1
+        if opts.pgd and gradient_ok and not all(safe) and n_batches % opts.pgd_every == 0:
+            # local search in the open box closest to unsafe, from its centre
+            margin = np.where(safe, np.inf, -rows.margin(lb))
+            i = int(np.argmin(margin))
+            hit = _pgd(problem, case, rows, LO[i], HI[i], rng, restarts=1,
+                       start=((LO[i].astype(np.float64) + HI[i]) / 2).astype(F32))
+            if hit:
+                return CaseResult("sat", *hit, boxes=res.boxes)
         if tree:
             tree.batch(b[2] for b in batch)
         for i in range(len(batch)):
@@ -177,6 +206,9 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
         cands = []
         for i in open_idx:
             cands.append(np.where(A[:, i] >= 0, LO[i][None], HI[i][None]))
+            # plus random points: open boxes shrink toward where violations may be
+            w = HI[i].astype(np.float64) - LO[i]
+            cands.append(np.clip((LO[i] + rng.random((opts.box_samples, lo.size)) * w).astype(F32), LO[i], HI[i]))
         hit = check_points(problem, case, np.concatenate(cands).astype(F32))
         if hit:
             return CaseResult("sat", *hit, boxes=res.boxes)
