@@ -1,13 +1,18 @@
 """Complete verification of one property case by falsification and branch and bound.
 
 Float32 semantics (the default): the region is the set of float32 vectors of the float32 box.
-1. Falsify: random points, the box centre and projected-gradient points, judged on the kernel.
-2. Branch and bound over input boxes, batched: certified CROWN lower bounds of every atom's linear
-   form refute conjunctions (exactly, in rationals); an unrefuted box offers candidate points (the
-   vertices minimising each atom's linear lower bound), then is split in two along the coordinate
-   with the largest |coefficient| x width. Children partition the parent's float32 points exactly.
+1. Falsify: random points, the box centre and projected-gradient points (descending the largest
+   atom of each unsafe conjunction), all judged on the kernel.
+2. High-dimensional regions go to ReLU splitting (:mod:`relu_bab`). Otherwise branch and bound over
+   input boxes, batched: certified CROWN lower bounds of every atom's linear form refute
+   conjunctions (exactly, in rationals); an unrefuted box offers candidate points (the vertices
+   minimising each atom's linear lower bound, random points, and now and then a local gradient
+   search), then is split in two: near the root along the coordinate whose worse child bounds
+   closest to safe (every coordinate is tried), deeper along the largest |coefficient| x width.
+   Children partition the parent's float32 points exactly.
 3. Boxes with at most ``enum_limit`` float32 points are decided exactly by running the kernel on
-   every point.
+   every point; a point with inf/NaN outputs (the property is undefined there) makes the case
+   ``unknown``.
 ``unsat`` is returned only when every leaf was refuted by a certified bound or by enumeration;
 ``sat`` only with a point whose kernel output satisfies the unsafe condition exactly.
 With ``Options.record_tree`` the split tree, the leaves' bounds and the bounding batches are
