@@ -49,6 +49,12 @@ class Ctx:
     def __post_init__(self):
         self._shapes = {v.id: v.shape for v in self.graph.values().values()}
 
+    def bounds64(self, vid: int) -> tuple[np.ndarray, np.ndarray]:
+        """The node's interval endpoints as float64 arrays of its batched shape ``[B, ...]``."""
+        iv = self.bounds[vid]
+        shape = self.lshape(vid)
+        return (np.broadcast_to(iv.lo.astype(np.float64), shape), np.broadcast_to(iv.hi.astype(np.float64), shape))
+
     def xmax(self, vid: int) -> np.ndarray:
         """max |x| over the node's interval, float64 (inf where unbounded)."""
         iv = self.bounds[vid]
@@ -65,14 +71,21 @@ def f64_to_f32_up(v: np.ndarray) -> np.ndarray:
     return np.where(f.astype(np.float64) < v, np.nextafter(f, np.float32(np.inf)), f).astype(np.float32)
 
 
+def outward(lo64: np.ndarray, hi64: np.ndarray, semantics: str) -> tuple[np.ndarray, np.ndarray]:
+    """Certified float64 bounds in the semantics' interval dtype: rounded outward to float32 for
+    ``float32``, unchanged (already float64) for ``real``."""
+    if semantics == "float32":
+        return f64_to_f32_down(lo64), f64_to_f32_up(hi64)
+    return lo64, hi64
+
+
 def relaxation(ctx: Ctx, e: Equation):
     """The node's relaxation (cached: a relaxed node's input bounds are final once computed)."""
     hit = ctx.relax_cache.get(e.out.id)
     if hit is None:
         x = e.inputs[0]
         iv = ctx.bounds[x]
-        l = np.broadcast_to(iv.lo.astype(np.float64), ctx.lshape(x))
-        u = np.broadcast_to(iv.hi.astype(np.float64), ctx.lshape(x))
+        l, u = ctx.bounds64(x)
         if not (np.isfinite(l).all() and np.isfinite(u).all()) or iv.nan.any() or x in ctx.params:
             hit = None
         else:

@@ -33,10 +33,10 @@ import numpy as np
 from ..errors import InputError
 from ..ir.graph import Graph
 from .backward import node_bounds
-from .common import AFFINE, RELAX, Ctx, f64_to_f32_down, f64_to_f32_up
+from .common import AFFINE, RELAX, Ctx, outward
 from .ibp import IBP_RULES
 from .ibp import ibp as ibp_bounds
-from .interval import FLOAT32, SEMANTICS, Interval
+from .interval import SEMANTICS, Interval
 from .rounding import rounding_error
 
 class _Treatment:
@@ -134,8 +134,7 @@ def tighten(ctx: Ctx) -> dict[int, int]:
         # only elements whose sign IBP leaves open need CROWN: the relaxation of the others is
         # already exact
         open_ = ((iv.lo < 0) & (iv.hi > 0)).reshape(ctx.B, -1).any(axis=0)
-        lo64, hi64 = node_bounds(ctx, e.out.id, open_)
-        clo, chi = (f64_to_f32_down(lo64), f64_to_f32_up(hi64)) if r is FLOAT32 else (lo64, hi64)
+        clo, chi = outward(*node_bounds(ctx, e.out.id, open_), ctx.semantics)
         computed = np.broadcast_to(open_.reshape((1,) + tuple(ctx.lshape(e.out.id)[1:])), iv.lo.shape)
         looser[e.out.id] = int(np.sum(computed & (clo < iv.lo)) + np.sum(computed & (chi > iv.hi)))
         ctx.bounds[e.out.id] = iv.intersect(Interval.make(clo, chi, iv.nan, r.dtype))
@@ -146,17 +145,22 @@ def crown(graph: Graph, lo, hi, semantics: str = "float32", *,
           alpha: dict[int, np.ndarray] | None = None) -> CrownResult:
     """CROWN bounds of every node: IBP everywhere, CROWN on the inputs of relaxed ops and on the
     outputs, each intersected with IBP; the float32 semantics includes every kernel rounding."""
+    return crown_context(graph, lo, hi, semantics, alpha=alpha)[1]
+
+
+def crown_context(graph: Graph, lo, hi, semantics: str = "float32", *,
+                  alpha: dict[int, np.ndarray] | None = None) -> tuple[Ctx | None, CrownResult]:
+    """:func:`crown`, also returning its context (None when the result is ``unknown``) for callers
+    that run further backward passes on the same bounds."""
     ctx, reason = prepare(graph, lo, hi, semantics)
     if ctx is None:
-        return CrownResult(graph, semantics, "unknown", reason)
+        return None, CrownResult(graph, semantics, "unknown", reason)
     ctx.alpha.update(alpha or {})
     looser = tighten(ctx)
-    r = SEMANTICS[semantics]
     for out in graph.outputs:
         iv = ctx.bounds[out]
         if out in ctx.eqn_of and ctx._shapes[out] and ctx._shapes[out][0] == ctx.B:
-            lo64, hi64 = node_bounds(ctx, out)
-            clo, chi = (f64_to_f32_down(lo64), f64_to_f32_up(hi64)) if r is FLOAT32 else (lo64, hi64)
+            clo, chi = outward(*node_bounds(ctx, out), semantics)
             looser[out] = int(np.sum(clo < iv.lo) + np.sum(chi > iv.hi))
-            ctx.bounds[out] = iv.intersect(Interval.make(clo, chi, iv.nan, r.dtype))
-    return CrownResult(graph, semantics, "ok", "", dict(ctx.bounds), looser, sorted(ctx.cut_nodes))
+            ctx.bounds[out] = iv.intersect(Interval.make(clo, chi, iv.nan, SEMANTICS[semantics].dtype))
+    return ctx, CrownResult(graph, semantics, "ok", "", dict(ctx.bounds), looser, sorted(ctx.cut_nodes))

@@ -28,9 +28,9 @@ import numpy as np
 
 from ..ir.graph import Graph
 from .backward import node_bounds
-from .common import RELAX, Ctx
+from .common import RELAX, Ctx, outward
 from .ibp import IBP_RULES
-from .interval import Interval
+from .interval import SEMANTICS, Interval
 
 
 def relu_inputs(graph: Graph) -> list[int]:
@@ -95,9 +95,6 @@ def domain_ctx(root: Ctx, graph: Graph, signs: dict[int, np.ndarray], refine: bo
 
 def _refine(ctx: Ctx, z: int, iv: Interval, budget: int = 1 << 23) -> Interval:
     """CROWN bounds of the elements of z whose sign is open in some domain, in row chunks."""
-    from .common import f64_to_f32_down, f64_to_f32_up
-    from .interval import FLOAT32, SEMANTICS
-
     ctx.bounds[z] = iv
     B = ctx.B
     open_ = ((iv.lo < 0) & (iv.hi > 0)).reshape(B, -1).any(axis=0)
@@ -114,9 +111,8 @@ def _refine(ctx: Ctx, z: int, iv: Interval, budget: int = 1 << 23) -> Interval:
         lo64[:, mask] = l[:, mask]
         hi64[:, mask] = h[:, mask]
     lo64, hi64 = lo64.reshape(iv.lo.shape), hi64.reshape(iv.lo.shape)
-    r = SEMANTICS[ctx.semantics]
-    clo, chi = (f64_to_f32_down(lo64), f64_to_f32_up(hi64)) if r is FLOAT32 else (lo64, hi64)
-    return iv.intersect(Interval.make(clo, chi, iv.nan, r.dtype))
+    clo, chi = outward(lo64, hi64, ctx.semantics)
+    return iv.intersect(Interval.make(clo, chi, iv.nan, SEMANTICS[ctx.semantics].dtype))
 
 
 __all__ = ["domain_ctx", "relu_inputs"]

@@ -166,25 +166,20 @@ def alpha_crown(graph: Graph, lo, hi, semantics: str = "float32", iters: int = 2
     Intermediate bounds are CROWN's; every output bound is certified by the backward pass (with
     all float32 rounding in the float32 semantics) and intersected with CROWN's, both being sound."""
     from .backward import backward
-    from .common import f64_to_f32_down, f64_to_f32_up
-    from .crown import CrownResult, crown, prepare, tighten
-    from .interval import FLOAT32, SEMANTICS, Interval
+    from .common import outward
+    from .crown import crown_context
+    from .interval import SEMANTICS, Interval
 
-    res = crown(graph, lo, hi, semantics)
+    ctx, res = crown_context(graph, lo, hi, semantics)
     mlp = as_mlp(graph)
-    res.optimized = False
-    if res.status != "ok" or mlp is None or iters <= 0:
+    if ctx is None or mlp is None or iters <= 0:
         return res
-    ctx, _ = prepare(graph, lo, hi, semantics)
-    tighten(ctx)
     B = ctx.B
     out = graph.outputs[0]
     n = int(np.prod(ctx.lshape(out)[1:]))
 
     def f64(v):
-        iv = ctx.bounds[v]
-        return (np.broadcast_to(iv.lo, ctx.lshape(v)).astype(np.float64).reshape(B, -1),
-                np.broadcast_to(iv.hi, ctx.lshape(v)).astype(np.float64).reshape(B, -1))
+        return tuple(a.reshape(B, -1) for a in ctx.bounds64(v))
 
     x_lo, x_hi = f64(graph.inputs[0].id)
     zs = [f64(z) for z in mlp.z_ids[:-1]]
@@ -199,11 +194,9 @@ def alpha_crown(graph: Graph, lo, hi, semantics: str = "float32", iters: int = 2
         ctx.alpha = {h: alpha[k][s] for k, h in enumerate(mlp.relu_ids)}
         lam = np.broadcast_to(C[s].reshape((1, 1) + tuple(ctx.lshape(out)[1:])), (1,) + ctx.lshape(out)).copy()
         lb[s] = backward(ctx, out, lam)[0]
-    lo64, hi64 = lb[:n].T.reshape(ctx.lshape(out)), (-lb[n:]).T.reshape(ctx.lshape(out))
-    r = SEMANTICS[semantics]
-    clo, chi = (f64_to_f32_down(lo64), f64_to_f32_up(hi64)) if r is FLOAT32 else (lo64, hi64)
+    clo, chi = outward(lb[:n].T.reshape(ctx.lshape(out)), (-lb[n:]).T.reshape(ctx.lshape(out)), semantics)
     iv = res.bounds[out]
-    res.bounds[out] = iv.intersect(Interval.make(clo, chi, iv.nan, r.dtype))
+    res.bounds[out] = iv.intersect(Interval.make(clo, chi, iv.nan, SEMANTICS[semantics].dtype))
     res.optimized = True
     return res
 

@@ -65,7 +65,7 @@ def verify(graph: Graph, prop: Property, *, semantics: str = "float32", timeout:
     opts = options or Options()
     opts.seed = seed
     opts.timeout = timeout
-    if certificate is not False and certificate is not None:
+    if certificate not in (False, None):
         opts.record_tree = True
     deadline = None if timeout is None else start + timeout
     problem = Problem(graph, semantics)

@@ -11,7 +11,9 @@ from ..interpret import run
 from ..ir.builder import rebuild
 from ..ir.graph import Graph
 from ..bounds.backward import backward
+from ..bounds.common import RELAX
 from ..bounds.crown import prepare, tighten
+from ..bounds.optimize import MLP, as_mlp
 
 F32 = np.float32
 
@@ -35,13 +37,20 @@ class Problem:
         self.n_out = int(np.prod(self.out_shape))
         self._graphs: dict[int, Graph] = {1: graph}
         self.bound_calls = 0
-        self.has_relu = any(e.op in ("relu", "leaky_relu") for e in graph.equations)
+        self.has_relu = any(e.op in RELAX for e in graph.equations)
+        self._mlps: dict[int, MLP | None] = {}
 
     def batched(self, n: int) -> Graph:
         g = self._graphs.get(n)
         if g is None:
             g = self._graphs[n] = rebuild(self.graph, [(n,) + tuple(self.in_shape[1:])])
         return g
+
+    def mlp(self, n: int) -> MLP | None:
+        """The batch-n graph as a plain ReLU MLP (float64 weights), or None; built once per n."""
+        if n not in self._mlps:
+            self._mlps[n] = as_mlp(self.batched(n))
+        return self._mlps[n]
 
     def evaluate(self, X: np.ndarray) -> np.ndarray:
         """Kernel outputs ``[N, n_out]`` for float32 points ``[N, n_in]``."""

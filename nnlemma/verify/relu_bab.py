@@ -30,7 +30,8 @@ import numpy as np
 from ..bounds.backward import backward
 from ..bounds.crown import prepare, tighten
 from ..bounds.domains import domain_ctx, relu_inputs
-from ..bounds.optimize import as_mlp, optimize
+from ..bounds.common import RELAX
+from ..bounds.optimize import optimize
 from ..vnnlib import Case
 from .bab import CaseResult, Options, check_points
 from .certificate import CaseRecord
@@ -45,8 +46,7 @@ class Layout:
 
     def __init__(self, ctx, graph):
         self.nodes = relu_inputs(graph)
-        self.out_of = {e.inputs[0]: e.out.id for e in graph.equations if e.inputs and e.inputs[0] in self.nodes
-                       and e.op in ("relu", "leaky_relu")}
+        self.out_of = {e.inputs[0]: e.out.id for e in graph.equations if e.op in RELAX}
         self.size = {z: int(np.prod(ctx.lshape(z)[1:])) for z in self.nodes}
         self.offset, n = {}, 0
         for z in self.nodes:
@@ -55,10 +55,8 @@ class Layout:
         self.total = n
         splittable = []
         for z in self.nodes:
-            iv = ctx.bounds[z]
-            lo = np.broadcast_to(iv.lo, ctx.lshape(z)).reshape(-1).astype(np.float64)
-            hi = np.broadcast_to(iv.hi, ctx.lshape(z)).reshape(-1).astype(np.float64)
-            nan = np.broadcast_to(iv.nan, ctx.lshape(z)).reshape(-1)
+            lo, hi = (a.reshape(-1) for a in ctx.bounds64(z))
+            nan = np.broadcast_to(ctx.bounds[z].nan, ctx.lshape(z)).reshape(-1)
             splittable.append((lo < 0) & (hi > 0) & ~nan & np.isfinite(lo) & np.isfinite(hi))
         self.splittable = np.concatenate(splittable) if splittable else np.zeros(0, bool)
 
@@ -98,7 +96,7 @@ def bound_domains(problem: Problem, root, layout: Layout, flat: np.ndarray, C: n
     ctx, empty = domain_ctx(root, g, signs, refine=refine)
     lam = np.broadcast_to(C.reshape((S, 1) + tuple(problem.out_shape[1:])),
                           (S, m) + tuple(problem.out_shape[1:])).copy()
-    mlp = as_mlp(g) if alpha_iters > 0 else None
+    mlp = problem.mlp(m) if alpha_iters > 0 else None
     if mlp is None:
         if costs:
             ctx.intercept_cost = {}
@@ -106,13 +104,8 @@ def bound_domains(problem: Problem, root, layout: Layout, flat: np.ndarray, C: n
         lb = backward(ctx, g.outputs[0], lam, coeffs)
         return lb[:, :B], empty[:B], ctx.intercept_cost, coeffs.get(g.inputs[0].id), m
     # alpha/beta-CROWN: parameters proposed by the unrounded model, each row certified by backward()
-    def f64(v):
-        iv = ctx.bounds[v]
-        return (np.broadcast_to(iv.lo, ctx.lshape(v)).astype(np.float64),
-                np.broadcast_to(iv.hi, ctx.lshape(v)).astype(np.float64))
-
-    x_lo, x_hi = (a.reshape(m, -1) for a in f64(g.inputs[0].id))
-    zs = [f64(z) for z in mlp.z_ids[:-1]]
+    x_lo, x_hi = (a.reshape(m, -1) for a in ctx.bounds64(g.inputs[0].id))
+    zs = [ctx.bounds64(z) for z in mlp.z_ids[:-1]]
     sg = [np.asarray(signs.get(z, np.zeros((m, 1))), np.float64) for z in mlp.z_ids[:-1]]
     alpha, beta, _ = optimize(mlp, x_lo, x_hi, [z[0] for z in zs], [z[1] for z in zs], sg, C, iters=alpha_iters)
     rows_lb, rows_cost, rows_A = [], {}, []
