@@ -71,17 +71,8 @@ def assert_canonical_nans(a, msg: str = "") -> None:
 
 # -- edge corpus ---------------------------------------------------------------------------------
 
-SMALLEST_SUB = 2.0 ** -149
-LARGEST_SUB = 2.0 ** -126 - 2.0 ** -149
-MIN_NORMAL = 2.0 ** -126
-_POS = [0.0, SMALLEST_SUB, 2 * SMALLEST_SUB, LARGEST_SUB, MIN_NORMAL, MIN_NORMAL + SMALLEST_SUB,
-        2.0 ** -64, 2.0 ** -24, 0.1, 0.5, 1.0 - 2.0 ** -24, 1.0, 1.0 + 2.0 ** -23, 1.0 + 2.0 ** -12,
-        1.5, 3.0, 2.0 ** 24, 2.0 ** 24 + 2.0, 2.0 ** 64, 2.0 ** 127, MAX_F32 * (1 - 2.0 ** -24),
-        MAX_F32, math.inf]
-EDGE = [float(F32(v)) for v in _POS] + [-float(F32(v)) for v in _POS] + [math.nan]
-EDGE_F32 = np.array(EDGE, dtype=np.float32)
-FINITE_EDGE_F32 = EDGE_F32[np.isfinite(EDGE_F32)]
-NAN_PATTERNS = [0x7FC00000, 0xFFC00000, 0x7FC00001, 0x7F800001, 0xFFFFFFFF, 0x7FBFFFFF]
+from nnlemma.kernels.edge import (EDGE, EDGE_F32, FINITE_EDGE_F32, LARGEST_SUB, MIN_NORMAL,  # noqa: E402
+                                  NAN_PATTERNS, SMALLEST_SUB)
 
 
 def edge_array(rng: np.random.Generator, shape, finite: bool = False) -> np.ndarray:
