@@ -211,6 +211,13 @@ def cmd_ops(args) -> int:
     return 0
 
 
+def _obligations_parser(sub) -> None:
+    """The ``obligations`` commands live in the ``obligations`` package (which drives the
+    solvers); the core imports only its argument parser, which imports no solver."""
+    from obligations.cli import add_parser
+    add_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nnlemma", description="Checkable neural-network guarantees.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -254,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("certificate", help="certificate JSON written by `nnlemma verify --certificate`")
     c.add_argument("--json", metavar="OUT", help="write the verdict and statistics as JSON")
     c.set_defaults(fn=cmd_check)
+    _obligations_parser(sub)
     o = sub.add_parser("ops", help="list ops and their rule coverage")
     o.add_argument("--explain", metavar="OP", help="show one op's semantics and rules")
     o.set_defaults(fn=cmd_ops)

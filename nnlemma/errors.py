@@ -42,3 +42,9 @@ class InputError(NnlemmaError):
 class SpecError(NnlemmaError):
     """A property file (VNN-LIB) is malformed or outside the supported fragment; the message
     names the file and line."""
+
+
+class CacheError(NnlemmaError):
+    """The proof cache file cannot be used: not a SQLite database, not an nnlemma cache, written
+    by a newer (unknown) schema version, locked for too long or unreadable; or a put contradicts
+    a cached definitive result. The message names the file."""

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import z3
 
-from encoders.terms import Term, free_vars, is_nan_bits, nan_bits, postorder
+from encoders.terms import BOOL, REAL, Sort, Term, free_vars, is_nan_bits, nan_bits, postorder
 
 from .outcome import Outcome
 
@@ -150,19 +150,32 @@ class Z3Solver:
             return Outcome("unknown", time.perf_counter() - t0, self.name, reason=f"z3 error: {exc}")
 
     def check_text(self, smt2: str, timeout_s: float = 10.0) -> Outcome:
-        """Run an SMT-LIB script's assertions (the exported obligation files)."""
+        """Run an SMT-LIB script's assertions (the exported obligation files). On ``sat`` the
+        model gives every declared constant of the script (FP as bit patterns)."""
         t0 = time.perf_counter()
         try:
             s = z3.Solver(ctx=self.ctx)
             s.set("timeout", max(1, int(timeout_s * 1000)))
             s.add(z3.parse_smt2_string(smt2, ctx=self.ctx))
             r = s.check()
+            secs = time.perf_counter() - t0
+            if r == z3.unsat:
+                return Outcome("unsat", secs, self.name)
+            if r == z3.sat:
+                m = s.model()
+                model = {}
+                for d in m.decls():
+                    if d.arity() == 0:
+                        srt = d.range()
+                        v = m.get_interp(d)
+                        if z3.is_fp_sort(srt):
+                            model[d.name()] = self.value_bits(v, Sort("FP", srt.ebits(), srt.sbits()))
+                        elif z3.is_real(v) or z3.is_bool(v):
+                            model[d.name()] = self._value(v, REAL if z3.is_real(v) else BOOL)
+                return Outcome("sat", secs, self.name, model)
+            return Outcome("unknown", secs, self.name, reason=s.reason_unknown() or "unknown")
         except z3.Z3Exception as exc:
             return Outcome("unknown", time.perf_counter() - t0, self.name, reason=f"z3 error: {exc}")
-        secs = time.perf_counter() - t0
-        status = "unsat" if r == z3.unsat else "sat" if r == z3.sat else "unknown"
-        return Outcome(status, secs, self.name,
-                       reason="" if status != "unknown" else s.reason_unknown())
 
 
 def _pure_fp(formula: Term) -> bool:

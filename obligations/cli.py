@@ -1,0 +1,108 @@
+"""``nnlemma obligations generate|discharge``: the command-line front end of the obligations.
+
+Lives outside the core so that ``nnlemma/`` never imports a solver: ``nnlemma.cli`` imports this
+module only when an ``obligations`` command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from nnlemma.errors import InputError
+
+
+def add_parser(sub) -> None:
+    o = sub.add_parser("obligations", help="generate and discharge per-op proof obligations (SMT)")
+    osub = o.add_subparsers(dest="obligations_command", required=True)
+    g = osub.add_parser("generate", help="write DIR/manifest.json and DIR/smt2/*.smt2 for a model and box",
+                        description="The claim is the model's float32 IBP bounds over the box: each "
+                                    "obligation is one node's (or one multiply-add's) lemma, as an "
+                                    "SMT-LIB2 file asserting its negation (unsat = proved).")
+    g.add_argument("model", help="model file (.onnx or nnlemma IR .json)")
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument("--vnnlib", metavar="SPEC", help="take the input box from a VNN-LIB property")
+    src.add_argument("--box", metavar="BOX.json", help='input box as {"lo": [...], "hi": [...]}')
+    g.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(fn=cmd_generate)
+    d = osub.add_parser("discharge", help="prove every obligation of DIR; writes DIR/results.json")
+    d.add_argument("dir", help="directory written by `obligations generate`")
+    d.add_argument("--solver", default="z3", choices=["z3", "bitwuzla", "cvc5"])
+    d.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: all cores)")
+    d.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-obligation time limit")
+    d.add_argument("--cache", metavar="DB", help="proof cache (default DIR/cache.sqlite)")
+    d.add_argument("--no-cache", action="store_true", help="do not read or write a proof cache")
+    d.add_argument("--json", metavar="OUT", help="also write the summary as JSON here")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(fn=cmd_discharge)
+
+
+def _box(args, graph) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    if args.box:
+        try:
+            data = json.loads(Path(args.box).read_text())
+            lo, hi = np.asarray(data["lo"], np.float64), np.asarray(data["hi"], np.float64)
+        except OSError as exc:
+            raise InputError(f"{args.box}: cannot read ({exc.strerror})") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f'{args.box}: not a box {{"lo": [...], "hi": [...]}} ({exc})') from None
+        with np.errstate(over="ignore"):
+            lo32, hi32 = lo.astype(np.float32), hi.astype(np.float32)
+        if np.any(lo32.astype(np.float64) != lo) or np.any(hi32.astype(np.float64) != hi):
+            raise InputError(f"{args.box}: box endpoints must be float32 values (a rounded endpoint "
+                             "would change the region)")
+        return [("", lo32, hi32)]
+    from nnlemma import vnnlib
+    prop = vnnlib.load(args.vnnlib)
+    out = []
+    for i, case in enumerate(prop.cases):
+        b = case.box.float32_bounds()
+        if b is None:
+            continue  # no float32 input in this part of the region: nothing to prove
+        out.append((f".case{i}" if len(prop.cases) > 1 else "", *b))
+    return out
+
+
+def cmd_generate(args) -> int:
+    from nnlemma.cli import _load
+
+    from .generate import generate_dir
+    graph = _load(args.model)
+    name = Path(args.model).stem
+    total = {}
+    for suffix, lo, hi in _box(args, graph):
+        out = Path(args.out) / suffix.lstrip(".") if suffix else Path(args.out)
+        trailer = generate_dir(graph, lo, hi, out, model=name + suffix,
+                               source={"model_file": str(args.model), "spec": args.vnnlib or args.box},
+                               progress=not args.quiet)
+        c = trailer["counts"]
+        print(f"{out}: {c['obligations']} obligations ({c['distinct_formulas']} distinct formulas), "
+              f"{len(trailer['gaps'])} gap(s), {trailer['seconds']:.1f} s")
+        for g in trailer["gaps"]:
+            print(f"  gap: {g['node']} ({g['op']}): {g['reason']}")
+        total[str(out)] = trailer
+    return 0
+
+
+def cmd_discharge(args) -> int:
+    from nnlemma.verify.report import write_json
+    from solvers.discharge import DischargeOptions, discharge, summary_table
+    if args.jobs < 0:
+        raise InputError(f"--jobs must be >= 0, got {args.jobs}")
+    if args.timeout <= 0:
+        raise InputError(f"--timeout must be positive, got {args.timeout}")
+    opts = DischargeOptions(solver=args.solver, jobs=args.jobs, timeout_s=args.timeout,
+                            cache="" if args.no_cache else args.cache, progress=not args.quiet)
+    summary = discharge(args.dir, opts)
+    print(summary_table(summary))
+    c = summary["counts"]
+    print(f"{summary['verdict']}: {c.get('proved', 0)}/{summary['obligations']} proved, "
+          f"{c.get('refuted', 0)} refuted, {c.get('unknown', 0)} unknown"
+          + (f", {c['encoder-disagreement']} ENCODER DISAGREEMENT(S)" if c.get("encoder-disagreement") else "")
+          + f" in {summary['wall_seconds']:.1f} s ({summary['solver']}, {summary['jobs']} job(s))")
+    if args.json:
+        write_json(args.json, summary)
+    return 0 if summary["verdict"] == "proved" else 1

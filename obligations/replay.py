@@ -1,0 +1,64 @@
+"""Replay a solver's counterexample on the float32 kernel before anything is reported.
+
+A ``sat`` answer to an obligation's violation formula claims operand values inside their domains
+whose result leaves the claimed domain. :func:`replay` recomputes that result with the kernel's
+own functions (the op's kernel rule, or the fold's step ``fl(acc + fl(x·w))``) from the model's
+bit patterns and checks both halves. Only a replayed violation is reported as ``refuted``; a model
+that does not replay means the encoding and the kernel disagree — an encoder (or solver) bug,
+reported as such and never as a result about the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnlemma.kernels import KERNEL_RULES
+from nnlemma.kernels import elementwise as ew
+from nnlemma.kernels.float32 import canon
+
+from .fp_transfer import Dom
+
+F32 = np.float32
+
+
+def _f(b: int) -> np.float32:
+    return np.array(b, np.uint32).view(F32)[()]
+
+
+def _step(step: str, op: str, attrs: dict, args: list[np.float32]) -> np.float32:
+    with np.errstate(all="ignore"):
+        if step == "mac":
+            acc, x, w = args
+            y = ew.add(acc, ew.mul(x, w))  # the fold's step, as nnlemma.kernels.fold does it
+        elif step == "add":
+            y = ew.add(*args)
+        elif step == "id":
+            y = args[0]
+        else:
+            y = KERNEL_RULES[op](*(np.asarray(a, F32) for a in args), **attrs)
+    return canon(np.asarray(y, F32)).reshape(())[()]
+
+
+def replay(data: dict, model: dict[str, int]) -> tuple[bool, str]:
+    """``(True, detail)`` if the model is a genuine violation on the kernel, else ``(False, why)``."""
+    if data.get("step") is None:
+        return False, "no replay rule for this obligation"
+    doms = [Dom.from_json(d) for d in data["operands"]]
+    args = []
+    for i, d in enumerate(doms):
+        if d.const is not None:
+            args.append(_f(d.const))
+            continue
+        name = f"x{i}"
+        if name not in model:
+            return False, f"the model has no value for {name}"
+        v = _f(model[name])
+        if not d.contains(v):
+            return False, f"{name} = {v!r} (0x{model[name]:08x}) is outside its domain"
+        args.append(v)
+    y = _step(data["step"], data["op"], data.get("attrs", {}), args)
+    claim = Dom.from_json(data["claim"])
+    shown = ", ".join(f"{a!r}" for a in args)
+    if claim.contains(y):
+        return False, f"kernel gives {y!r} for ({shown}), inside the claimed domain"
+    return True, f"kernel gives {y!r} (0x{int(np.asarray(y).view(np.uint32)):08x}) for ({shown})"

@@ -1,0 +1,218 @@
+"""fp-transfer obligations: generated for every node, proved by Z3 on small nets, and refuted —
+with a counterexample that replays on the kernel — when a claim is wrong by one ulp or a MAC is
+rounded the wrong way."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from encoders import fp32
+from encoders import terms as T
+from nnlemma.bounds import ibp
+from nnlemma.interpret import interpret
+from nnlemma.ir import Builder
+from nnlemma.kernels import KERNEL_RULES
+from obligations import manifest
+from obligations.fp_transfer import Dom, Gap, generate, partial_sums, transfer
+from obligations.generate import generate_dir
+from obligations.replay import replay
+from solvers.discharge import DischargeOptions, discharge
+from solvers.z3_backend import Z3Solver
+
+F32 = np.float32
+f = lambda v: int(np.float32(v).view(np.uint32))  # noqa: E731
+
+
+def small_net():
+    """linear(3->2) + bias, relu, leaky_relu, maximum, a reshape and transpose, add of a param."""
+    rng = np.random.default_rng(0)
+    b = Builder()
+    x = b.input((1, 3), "x")
+    w = b.param(rng.standard_normal((2, 3)).astype(F32), "w")
+    bias = b.param(rng.standard_normal(2).astype(F32), "b")
+    h = b.eqn("linear", [x, w, bias], name="fc")
+    r = b.eqn("relu", [h], name="relu")
+    lk = b.eqn("leaky_relu", [h], {"alpha": 0.1}, name="leaky")
+    m = b.eqn("maximum", [r, lk], name="max")
+    t = b.eqn("transpose", [b.eqn("reshape", [m], {"shape": (2, 1)}, name="rs")], {"perm": (1, 0)}, name="tr")
+    out = b.eqn("add", [t, b.param(np.array([[0.5, -0.25]], F32), "c")], name="shift")
+    return b.build([out])
+
+
+def solve_all(obls, timeout=30.0):
+    s = Z3Solver()
+    return [(o, s.check(o.violation, timeout)) for o in obls]
+
+
+def test_small_net_every_node_covered_and_proved():
+    g = small_net()
+    lo, hi = np.array([[-0.5, 0.25, 1.0]], F32), np.array([[0.5, 0.5, 1.25]], F32)
+    items = list(generate(g, ibp(g, lo, hi), "small"))
+    assert not [i for i in items if isinstance(i, Gap)]
+    nodes = {o.provenance["node"] for o in items}
+    assert nodes == {"fc", "relu", "leaky", "max", "rs", "tr", "shift"}
+    assert sum(o.id.endswith("/bias") for o in items) == 2
+    assert sum("/mac" in o.id for o in items) == 6
+    for o, out in solve_all(items):
+        assert out.status == "unsat", (o.id, out)
+
+
+def test_attained_bound_narrowed_one_ulp_is_refuted_and_replays():
+    """Degenerate box: IBP's bounds are the kernel's values. Claim one ulp less at each node:
+    every such lemma is refuted with a model that replays on the kernel."""
+    g = small_net()
+    x = np.array([[0.3, -0.7, 1.1]], F32)
+    b = ibp(g, x, x)
+    env = interpret(g, KERNEL_RULES, [x])
+    refuted = 0
+    for o in generate(g, b, "small"):
+        claim = Dom.from_json(o.replay["claim"])
+        if claim.lo != claim.hi or "/mac" in o.id:
+            continue
+        v = np.array(claim.hi, np.uint32).view(F32)
+        narrowed = Dom(f(np.nextafter(v, F32(-np.inf))), f(np.nextafter(v, F32(-np.inf))))
+        ops = [Dom.from_json(d) for d in o.replay["operands"]]
+        bad = transfer(o.op, o.replay["attrs"], ops, narrowed, o.id + "/mutant", o.provenance,
+                       step=o.replay["step"])
+        out = Z3Solver().check(bad.violation, 30)
+        assert out.status == "sat", o.id
+        ok, detail = replay(bad.replay, out.model)
+        assert ok, (o.id, detail)
+        refuted += 1
+    assert refuted >= 7
+    # and the kernel's outputs are exactly the (degenerate) claimed bounds
+    (y,) = [env[i] for i in g.outputs]
+    assert np.array_equal(b.outputs[0].lo.view(np.uint32), y.view(np.uint32))
+
+
+def test_mac_rounded_the_wrong_way_is_refuted():
+    """A partial sum computed with a fused multiply-add (one rounding instead of two) differs from
+    the kernel's fold; the MAC lemma claiming the fused value is refuted and replays."""
+    from fractions import Fraction
+    rng = np.random.default_rng(5)
+    while True:  # a case where one rounding and two roundings differ
+        acc, x, w = (F32(v) for v in rng.standard_normal(3))
+        exact = Fraction(float(acc)) + Fraction(float(x)) * Fraction(float(w))
+        if Fraction(float(exact)) != exact:
+            continue  # keep float64 exact so float32(float64) is the one correct rounding
+        kernel = np.add(acc, np.multiply(x, w, dtype=F32), dtype=F32)
+        fused = F32(float(exact))
+        if kernel != fused:
+            break
+    ob = transfer("linear", {}, [Dom.point(acc), Dom.point(x), Dom.point(w)], Dom.point(fused),
+                  "m/n/fp-transfer/0/mac1", {}, step="mac")
+    out = Z3Solver().check(ob.violation, 30)
+    assert out.status == "sat"
+    ok, detail = replay(ob.replay, out.model)
+    assert ok and repr(kernel) in detail
+    good = replace(ob, violation=transfer("linear", {}, [Dom.point(acc), Dom.point(x), Dom.point(w)],
+                                          Dom.point(kernel), "ok", {}, step="mac").violation)
+    assert Z3Solver().check(good.violation, 30).status == "unsat"
+
+
+def test_partial_sums_are_the_kernel_fold_at_the_corners():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        K = 6
+        lo = rng.standard_normal(K).astype(F32)
+        hi = (lo + np.abs(rng.standard_normal(K)).astype(F32)).astype(F32)
+        w = rng.standard_normal(K).astype(F32)
+        plo, phi, nan = partial_sums(lo, hi, np.zeros(K, bool), w)
+        assert not nan.any()
+        for corner in (lo, hi, np.where(w > 0, lo, hi), np.where(w > 0, hi, lo)):
+            acc = F32(0)
+            for k in range(K):
+                acc = np.add(acc, np.multiply(corner[k], w[k], dtype=F32), dtype=F32)
+                assert plo[k] <= acc <= phi[k]
+        low = np.where(w > 0, lo, hi)
+        acc = F32(0)
+        for k in range(K):
+            acc = np.add(acc, np.multiply(low[k], w[k], dtype=F32), dtype=F32)
+        assert acc.view(np.uint32) == plo[-1].view(np.uint32)  # attained: the bound is tight
+
+
+def test_nan_possible_operand_and_infinite_domains():
+    """An input that may be NaN makes relu's output NaN-possible; a claim without NaN is refuted."""
+    anything = Dom.interval(F32(-np.inf), F32(np.inf), True)
+    ok = transfer("relu", {}, [anything], Dom.interval(F32(0), F32(np.inf), True), "r/ok", {})
+    assert Z3Solver().check(ok.violation, 10).status == "unsat"
+    bad = transfer("relu", {}, [anything], Dom.interval(F32(0), F32(np.inf), False), "r/bad", {})
+    out = Z3Solver().check(bad.violation, 10)
+    assert out.status == "sat" and replay(bad.replay, out.model)[0]
+
+
+def test_unsupported_op_is_a_gap_named():
+    b = Builder()
+    x = b.input((1, 1, 3, 3), "x")
+    y = b.eqn("conv2d", [x, b.param(np.ones((1, 1, 2, 2), F32))], name="conv")
+    g = b.build([b.eqn("exp", [y], name="e")])
+    items = list(generate(g, ibp(g, np.zeros((1, 1, 3, 3), F32), np.ones((1, 1, 3, 3), F32)), "m"))
+    gaps = [i for i in items if isinstance(i, Gap)]
+    assert {(x.node, x.op) for x in gaps} == {("conv", "conv2d"), ("e", "exp")}
+
+
+@pytest.fixture()
+def small_dir(tmp_path):
+    g = small_net()
+    lo, hi = np.array([[-0.5, 0.25, 1.0]], F32), np.array([[0.5, 0.5, 1.25]], F32)
+    trailer = generate_dir(g, lo, hi, tmp_path / "obl", model="small")
+    return tmp_path / "obl", trailer
+
+
+def test_manifest_is_json_and_streams(small_dir):
+    d, trailer = small_dir
+    whole = json.loads((d / "manifest.json").read_text())
+    streamed = list(manifest.iter_entries(d))
+    assert whole["obligations"] == streamed
+    assert trailer["counts"]["obligations"] == len(streamed)
+    header = manifest.read_header(d)
+    assert "obligations" not in header and header["counts"] == trailer["counts"]
+    for e in streamed:
+        text = (d / e["file"]).read_text()
+        assert "(check-sat)" in text and e["id"].startswith("small/")
+    # a truncated manifest is an error, not a shorter list
+    lines = (d / "manifest.json").read_text().splitlines(keepends=True)
+    (d / "manifest.json").write_text("".join(lines[:-6]))
+    from nnlemma.errors import InputError
+    with pytest.raises(InputError, match="truncated"):
+        list(manifest.iter_entries(d))
+
+
+def test_discharge_proves_and_cached_rerun_solves_nothing(small_dir):
+    d, trailer = small_dir
+    first = discharge(d, DischargeOptions(jobs=1, timeout_s=30, progress=False))
+    assert first["verdict"] == "proved" and first["counts"] == {"proved": trailer["counts"]["obligations"]}
+    second = discharge(d, DischargeOptions(jobs=1, timeout_s=30, progress=False))
+    assert second["verdict"] == "proved"
+    rows = json.loads((d / "results.json").read_text())["obligations"]
+    assert rows and all(r["cached"] for r in rows)
+
+
+def test_timeout_is_unknown_never_proved(small_dir):
+    d, _ = small_dir
+    s = discharge(d, DischargeOptions(jobs=1, timeout_s=1e-6, cache="", progress=False))
+    assert s["verdict"] == "unknown" or s["counts"].get("proved", 0) == s["obligations"]
+    assert "refuted" not in s["counts"]
+
+
+def test_model_that_does_not_replay_is_an_encoder_disagreement(small_dir, monkeypatch):
+    """A solver (here a fake) answering sat with a model that is not a violation on the kernel
+    must be reported as an encoder disagreement, and the claim is not proved."""
+    from solvers import discharge as D
+    from solvers.outcome import Outcome
+
+    class Liar:
+        name, version = "liar", "liar-1"
+
+        def check_text(self, text, timeout_s):
+            return Outcome("sat", 0.0, "liar", {"x0": f(0.0), "x1": f(0.0), "x2": f(0.0)})
+
+    monkeypatch.setattr(D, "get_solver", lambda name: Liar())
+    d, _ = small_dir
+    s = discharge(d, DischargeOptions(solver="liar", jobs=1, cache="", progress=False))
+    assert s["verdict"] == "unknown"
+    assert s["counts"].get("encoder-disagreement", 0) > 0 and "proved" not in s["counts"]
