@@ -27,7 +27,8 @@ and ``FULL`` would cost one ``fsync`` per put. WAL needs a local file system (no
 **Concurrency.** Several worker processes may write the same file at once: each opens its own
 :class:`ProofCache` (one connection per process; a cache object carried across ``fork`` refuses to
 be used), and ``busy_timeout`` makes a writer wait for the lock instead of failing. WAL readers
-never block the writer.
+never block the writer. The one step SQLite does not wait for by itself, the first opener's switch
+of a new file to WAL (racing openers fail at once), is retried within the same timeout.
 
 **Format.** ``PRAGMA application_id`` marks the file as an nnlemma cache and ``PRAGMA
 user_version`` holds the schema version: a foreign SQLite file, a newer schema or a file that is
@@ -79,8 +80,8 @@ WHERE proofs.status = excluded.status
 class ProofCache:
     """A proof cache file, opened (and created with its parent directory) at ``path``.
 
-    Use as a context manager or call :meth:`close`. ``timeout`` is how long (seconds) a write
-    waits for another process's lock before raising :class:`~nnlemma.errors.CacheError`.
+    Use as a context manager or call :meth:`close`. ``timeout`` is how long (seconds) an open or
+    a write waits for another process's lock before raising :class:`~nnlemma.errors.CacheError`.
     """
 
     def __init__(self, path: str | os.PathLike, *, timeout: float = 30.0):
@@ -96,15 +97,7 @@ class ProofCache:
             # isolation_level=None: autocommit, so each statement is its own transaction
             con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             con.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            # first read: fails on a non-SQLite file; refuses a foreign one before touching it
-            self._check_format(*self._inspect(con))
-            mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise CacheError(f"{self.path}: cannot switch the proof cache to WAL mode "
-                                 f"(journal mode stays {mode!r})")
-            con.execute("PRAGMA synchronous = NORMAL")
-            if self._inspect(con)[1] == 0:
-                self._create(con)
+            self._setup(con, deadline=time.monotonic() + timeout)
         except sqlite3.Error as exc:
             if con is not None:
                 con.close()
@@ -116,6 +109,31 @@ class ProofCache:
         self._con = con
 
     # -- opening ------------------------------------------------------------------------------
+
+    def _setup(self, con: sqlite3.Connection, deadline: float) -> None:
+        """Check the format, switch to WAL, create the schema if new. Every step is idempotent, so
+        a step that meets a concurrent opener's lock is retried until ``deadline``: SQLite does not
+        run the busy handler for ``PRAGMA journal_mode = WAL``, which needs exclusive access."""
+        delay = 0.001
+        while True:
+            try:
+                # first read: fails on a non-SQLite file; refuses a foreign one before touching it
+                self._check_format(*self._inspect(con))
+                mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode.lower() != "wal":  # WAL is a property of the file: only the first opener
+                    mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise CacheError(f"{self.path}: cannot switch the proof cache to WAL mode "
+                                     f"(journal mode stays {mode!r})")
+                con.execute("PRAGMA synchronous = NORMAL")
+                if self._inspect(con)[1] == 0:
+                    self._create(con)
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
 
     @staticmethod
     def _inspect(con: sqlite3.Connection) -> tuple[int, int, int]:
@@ -272,6 +290,13 @@ def _decode_value(v):
     if isinstance(v, str) and v.count("/") == 1:
         return Fraction(v)
     raise ValueError(f"unexpected model value {v!r}")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (and their extended codes)
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _one_line(exc: BaseException) -> str:

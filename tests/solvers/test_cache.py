@@ -72,7 +72,7 @@ def test_unknown_is_never_cached(tmp_path):
     assert rows(path) == []
 
 
-def test_unknown_row_in_file_is_not_returned_as_definitive(tmp_path):
+def test_schema_refuses_non_definitive_rows(tmp_path):
     path = tmp_path / "cache.db"
     ProofCache(path).close()
     con = sqlite3.connect(path)
@@ -143,10 +143,12 @@ def _opener(path: str, worker: int, barrier) -> None:
 
 
 def test_many_processes_open_a_new_file_at_once(tmp_path):
-    # the first open switches the file to WAL, which needs exclusive access and for which SQLite
-    # runs no busy handler when two openers deadlock-avoid; the loser must retry, not fail
+    # the first open switches the file to WAL, which needs exclusive access; when two openers
+    # race for it SQLite fails one at once (deadlock avoidance, no busy handler) and the loser
+    # must retry, not fail. The race is timing-dependent: 30 fresh files make a regression show
+    # in most runs (7 of 8 runs failed without the retry, each trial ~0.05 s).
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    for trial in range(6):
+    for trial in range(30):
         path = tmp_path / f"fresh{trial}.db"
         barrier = ctx.Barrier(8)
         procs = [ctx.Process(target=_opener, args=(str(path), w, barrier)) for w in range(8)]
