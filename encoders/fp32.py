@@ -90,6 +90,10 @@ def _max_chain(*xs: Term) -> Term:
 
 Rule = Callable[..., Term]
 
+# ops whose rule maps operand elements (numpy broadcasting) to one output element
+ELEMENTWISE = frozenset({"identity", "neg", "abs", "relu", "leaky_relu", "clamp", "sqrt", "square",
+                         "add", "sub", "mul", "div", "maximum", "minimum"})
+
 # op -> rule(attrs, *operand elements). Fold ops take the element lists the fold reads.
 FP_RULES: dict[str, Rule] = {
     "identity": lambda attrs, x: x,

@@ -120,6 +120,13 @@ def cmd_verify(args) -> int:
     budget = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - t0))
     result = verify(graph, prop, semantics=args.semantics, timeout=budget, seed=args.seed,
                     certificate=args.certificate or False)
+    if args.prove and result.status == "unsat":
+        from obligations.cli import prove_property
+        left = None if args.timeout is None else args.timeout - (time.monotonic() - t0)
+        proved, reason, _ = prove_property(graph, prop, args, left)
+        result.reason = reason
+        if not proved:
+            result.status = "unknown"
     result.seconds = time.monotonic() - t0
     print(f"{result.status}  ({result.seconds:.2f} s, {sum(c.boxes for c in result.cases)} boxes)"
           + (f"  {result.reason}" if result.reason else ""))
@@ -250,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for an unsat result, write a proof certificate (split tree, leaf bounds, bounding "
                         "batches) that `nnlemma check` re-checks; nothing is written for sat (the counterexample "
                         "is the evidence), unknown or timeout")
+    from obligations.cli import add_prove_arguments
+    add_prove_arguments(v)
     v.set_defaults(fn=cmd_verify)
     c = sub.add_parser("check", help="re-check a proof certificate of `verify --certificate`",
                        description="Re-check a certificate independently of the search: the leaves cover the "

@@ -48,3 +48,9 @@ class CacheError(NnlemmaError):
     """The proof cache file cannot be used: not a SQLite database, not an nnlemma cache, written
     by a newer (unknown) schema version, locked for too long or unreadable; or a put contradicts
     a cached definitive result. The message names the file."""
+
+
+class SchedulerError(NnlemmaError):
+    """A Dask scheduler (``--scheduler ADDR``) cannot be used: unreachable within the connect
+    timeout, without workers, or its workers cannot run the chosen solver at the client's
+    version. The message names the address."""

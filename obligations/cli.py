@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
                                     "SMT-LIB2 file asserting its negation (unsat = proved).")
     g.add_argument("model", help="model file (.onnx or nnlemma IR .json)")
     src = g.add_mutually_exclusive_group(required=True)
-    src.add_argument("--vnnlib", metavar="SPEC", help="take the input box from a VNN-LIB property")
+    src.add_argument("--vnnlib", metavar="SPEC", help="take the input box from a VNN-LIB property; the claim then also "
+                                                     "includes that the output bounds imply it")
     src.add_argument("--box", metavar="BOX.json", help='input box as {"lo": [...], "hi": [...]}')
     g.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -37,7 +38,19 @@ def add_parser(sub) -> None:
     d.add_argument("--no-cache", action="store_true", help="do not read or write a proof cache")
     d.add_argument("--json", metavar="OUT", help="also write the summary as JSON here")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--scheduler", metavar="ADDR",
+                   help="solve on a running Dask cluster (tcp://HOST:PORT) instead of local worker "
+                        "processes; the SMT-LIB text is sent, so workers need no access to DIR")
     d.set_defaults(fn=cmd_discharge)
+    r = osub.add_parser("report", help="write DIR/report.md and DIR/report.html (verdict, tables, plots)",
+                        description="A Markdown and a self-contained HTML report of an obligations "
+                                    "directory: the claim, the verdict, a per-kind/per-op table, gaps, "
+                                    "every refuted obligation and encoder disagreement, the slowest "
+                                    "obligations and plots (plots need matplotlib).")
+    r.add_argument("dir", help="directory written by `obligations generate` (and `discharge`)")
+    r.add_argument("--out", metavar="PATH_PREFIX", help="write PATH_PREFIX.md/.html (default DIR/report)")
+    r.add_argument("--format", default="both", choices=["md", "html", "both"], help="default: both")
+    r.set_defaults(fn=cmd_report)
 
 
 def _box(args, graph) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -54,7 +67,7 @@ def _box(args, graph) -> list[tuple[str, np.ndarray, np.ndarray]]:
         if np.any(lo32.astype(np.float64) != lo) or np.any(hi32.astype(np.float64) != hi):
             raise InputError(f"{args.box}: box endpoints must be float32 values (a rounded endpoint "
                              "would change the region)")
-        return [("", lo32, hi32)]
+        return [("", lo32, hi32, None)]
     from nnlemma import vnnlib
     prop = vnnlib.load(args.vnnlib)
     out = []
@@ -62,7 +75,7 @@ def _box(args, graph) -> list[tuple[str, np.ndarray, np.ndarray]]:
         b = case.box.float32_bounds()
         if b is None:
             continue  # no float32 input in this part of the region: nothing to prove
-        out.append((f".case{i}" if len(prop.cases) > 1 else "", *b))
+        out.append((f".case{i}" if len(prop.cases) > 1 else "", *b, case))
     return out
 
 
@@ -73,11 +86,11 @@ def cmd_generate(args) -> int:
     graph = _load(args.model)
     name = Path(args.model).stem
     total = {}
-    for suffix, lo, hi in _box(args, graph):
+    for suffix, lo, hi, case in _box(args, graph):
         out = Path(args.out) / suffix.lstrip(".") if suffix else Path(args.out)
         trailer = generate_dir(graph, lo, hi, out, model=name + suffix,
                                source={"model_file": str(args.model), "spec": args.vnnlib or args.box},
-                               progress=not args.quiet)
+                               progress=not args.quiet, case=case)
         c = trailer["counts"]
         print(f"{out}: {c['obligations']} obligations ({c['distinct_formulas']} distinct formulas), "
               f"{len(trailer['gaps'])} gap(s), {trailer['seconds']:.1f} s")
@@ -95,7 +108,8 @@ def cmd_discharge(args) -> int:
     if args.timeout <= 0:
         raise InputError(f"--timeout must be positive, got {args.timeout}")
     opts = DischargeOptions(solver=args.solver, jobs=args.jobs, timeout_s=args.timeout,
-                            cache="" if args.no_cache else args.cache, progress=not args.quiet)
+                            cache="" if args.no_cache else args.cache, progress=not args.quiet,
+                            scheduler=args.scheduler)
     summary = discharge(args.dir, opts)
     print(summary_table(summary))
     c = summary["counts"]
@@ -106,3 +120,55 @@ def cmd_discharge(args) -> int:
     if args.json:
         write_json(args.json, summary)
     return 0 if summary["verdict"] == "proved" else 1
+
+
+def add_prove_arguments(v) -> None:
+    """``nnlemma verify --prove`` options (the verify parser lives in nnlemma.cli)."""
+    v.add_argument("--prove", action="store_true",
+                   help="back an unsat verdict by proof obligations: split the region until float32 IBP "
+                        "bounds imply the property, generate every lemma and discharge it; unsat only if "
+                        "every obligation is proved, otherwise unknown")
+    v.add_argument("--prove-dir", metavar="DIR", help="with --prove: keep the obligations directory here")
+    v.add_argument("--prove-solver", default="bitwuzla", choices=["z3", "bitwuzla", "cvc5"],
+                   help="with --prove: solver for the lemmas the corner route does not decide")
+    v.add_argument("--prove-leaves", type=int, default=4096, metavar="N",
+                   help="with --prove: most IBP leaves per case before giving up (unknown)")
+    v.add_argument("--jobs", type=int, default=0, metavar="N", help="with --prove: worker processes")
+
+
+def prove_property(graph, prop, args, budget_s: float | None) -> tuple[bool, str, dict]:
+    """Run the obligation chain for ``prop``; ``(proved, reason, summary)``."""
+    import tempfile
+
+    from solvers.discharge import DischargeOptions, discharge
+
+    from .corners import proved_route_lemmas
+    from .prove import generate_property
+    keep = args.prove_dir
+    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="nnlemma-prove-"))
+    try:
+        trailer = generate_property(graph, prop, work, model=Path(args.model).stem,
+                                    max_leaves=args.prove_leaves)
+        if trailer["gaps"]:
+            g = trailer["gaps"][0]
+            return False, f"--prove: {g['node']} ({g['op']}): {g['reason']}", {"gaps": trailer["gaps"]}
+        opts = DischargeOptions(solver=args.prove_solver, jobs=args.jobs, progress=not args.quiet,
+                                timeout_s=60.0 if budget_s is None else max(1.0, min(60.0, budget_s)),
+                                proved_lemmas=frozenset(proved_route_lemmas()))
+        summary = discharge(work, opts)
+    finally:
+        if not keep:
+            import shutil
+            shutil.rmtree(work, ignore_errors=True)
+    c = summary["counts"]
+    text = (f"{c.get('proved', 0)}/{summary['obligations']} obligations proved "
+            f"({summary['solver']}, {summary['wall_seconds']:.1f} s)")
+    return summary["verdict"] == "proved", ("proved by obligations: " if summary["verdict"] == "proved"
+                                            else "--prove: not every obligation proved: ") + text, summary
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+    for path in write_report(args.dir, args.out, args.format):
+        print(path)
+    return 0

@@ -43,8 +43,7 @@ from nnlemma.ir.graph import Graph
 from .model import Obligation
 
 F32 = np.float32
-ELEMENTWISE = {"identity", "neg", "abs", "relu", "leaky_relu", "clamp", "sqrt", "square",
-               "add", "sub", "mul", "div", "maximum", "minimum"}
+ELEMENTWISE = fp32.ELEMENTWISE
 FOLDS = {"linear", "matmul"}
 MOVES = {"reshape", "transpose", "slice", "concat"}
 

@@ -9,6 +9,7 @@ generator covers are listed as gaps.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import time
 from pathlib import Path
@@ -19,8 +20,11 @@ from nnlemma.bounds import ibp
 from nnlemma.errors import InputError
 from nnlemma.ir.graph import Graph
 
+from nnlemma.vnnlib import Case
+
 from . import manifest
-from .fp_transfer import generate as fp_transfer
+from .composition import spec_obligations
+from .fp_transfer import Gap, generate as fp_transfer
 
 
 def graph_digest(graph: Graph) -> str:
@@ -32,8 +36,12 @@ def graph_digest(graph: Graph) -> str:
 
 
 def generate_dir(graph: Graph, lo: np.ndarray, hi: np.ndarray, out_dir: str | os.PathLike,
-                 model: str = "model", source: dict | None = None, progress: bool = False) -> dict:
-    """Write ``out_dir/manifest.json`` and ``out_dir/smt2/``; returns the manifest trailer."""
+                 model: str = "model", source: dict | None = None, progress: bool = False,
+                 case: Case | None = None) -> dict:
+    """Write ``out_dir/manifest.json`` and ``out_dir/smt2/``; returns the manifest trailer.
+
+    With a VNN-LIB ``case`` the claim also includes that the output bounds imply the property
+    (composition obligations), so a ``proved`` verdict proves the case for the float32 kernel."""
     if len(graph.inputs) != 1:
         raise InputError(f"obligations need a single-input model; {model} has {len(graph.inputs)}")
     shape = graph.inputs[0].shape
@@ -49,7 +57,7 @@ def generate_dir(graph: Graph, lo: np.ndarray, hi: np.ndarray, out_dir: str | os
     bounds = ibp(graph, lo, hi)
     header = {"model": model, "model_sha256": graph_digest(graph), **(source or {}),
               "claim": "every value of the graph lies in its float32 IBP bounds for every float32 "
-                       "input in the box",
+                       "input in the box" + (", and the output bounds imply the property" if case else ""),
               "box": {"lo": lo.reshape(-1).tolist(), "hi": hi.reshape(-1).tolist()},
               "bounds": "nnlemma.bounds.ibp float32"}
     bar = None
@@ -58,8 +66,15 @@ def generate_dir(graph: Graph, lo: np.ndarray, hi: np.ndarray, out_dir: str | os
         from tqdm import tqdm
         bar = tqdm(unit="obl", desc="generate", file=sys.stderr, dynamic_ncols=True)
     try:
-        trailer = manifest.write(Path(out_dir), header, fp_transfer(graph, bounds, model),
-                                 progress=None if bar is None else bar.update)
+        items = fp_transfer(graph, bounds, model)
+        if case is not None:
+            if len(graph.outputs) != 1 or bounds.status != "ok":
+                items = itertools.chain(items, [Gap("property", "composition",
+                                                    "needs one output and float32 bounds")])
+            else:
+                out = bounds.outputs[0]
+                items = itertools.chain(items, spec_obligations(case, out.lo, out.hi, out.nan, model))
+        trailer = manifest.write(Path(out_dir), header, items, progress=None if bar is None else bar.update)
     finally:
         if bar is not None:
             bar.close()

@@ -82,42 +82,53 @@ def write(out_dir: str | os.PathLike, header: dict, items: Iterable[Obligation |
 def _open(path: Path):
     manifest = path / "manifest.json" if path.is_dir() else path
     try:
-        return open(manifest)
+        return open(manifest, encoding="utf-8", errors="strict")
     except OSError as exc:
         raise InputError(f"{manifest}: cannot read the obligations manifest ({exc.strerror})") from None
 
 
 def read_header(path: str | os.PathLike) -> dict:
     """The header and trailer keys (everything but the obligation entries), streaming."""
-    out: dict = {}
-    with _open(Path(path)) as f:
-        part = []
-        for line in f:
-            if line.strip() == _START:
-                for line in f:
-                    if line.startswith("],"):
-                        break
-                continue
-            part.append(line)
+    part = []
+    try:
+        with _open(Path(path)) as f:
+            for line in f:
+                if line.strip() == _START:
+                    for line in f:
+                        if line.startswith("],"):
+                            break
+                    continue
+                part.append(line)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not an nnlemma obligations manifest (not UTF-8 text)") from None
     text = "".join(part)
     try:
         out = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not an nnlemma obligations manifest ({exc.msg})") from None
-    if out.get("format") != FORMAT:
-        raise InputError(f"{path}: unknown manifest format {out.get('format')!r} (want {FORMAT})")
+    found = out.get("format") if isinstance(out, dict) else type(out).__name__
+    if found != FORMAT:
+        raise InputError(f"{path}: unknown manifest format {found!r} (want {FORMAT})")
     return out
+
+
+def _lines(f, path) -> Iterator[str]:
+    try:
+        yield from f
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not an nnlemma obligations manifest (not UTF-8 text)") from None
 
 
 def iter_entries(path: str | os.PathLike) -> Iterator[dict]:
     """The obligation entries one at a time (one line each; never the whole list)."""
     with _open(Path(path)) as f:
-        for line in f:
+        lines = _lines(f, path)
+        for line in lines:
             if line.strip() == _START:
                 break
         else:
             raise InputError(f"{path}: no obligation list in the manifest")
-        for k, line in enumerate(f):
+        for k, line in enumerate(lines):
             if line.startswith("],"):
                 return
             try:

@@ -39,10 +39,14 @@ def _step(step: str, op: str, attrs: dict, args: list[np.float32]) -> np.float32
     return canon(np.asarray(y, F32)).reshape(())[()]
 
 
-def replay(data: dict, model: dict[str, int]) -> tuple[bool, str]:
-    """``(True, detail)`` if the model is a genuine violation on the kernel, else ``(False, why)``."""
+def replay(data: dict, model: dict) -> tuple[bool, str]:
+    """``(True, detail)`` if the model is a genuine violation on the kernel (or, for composition
+    lemmas, in exact rationals), else ``(False, why)``."""
     if data.get("step") is None:
         return False, "no replay rule for this obligation"
+    if data["step"] == "composition":
+        from .composition import replay_composition
+        return replay_composition(data, model)
     doms = [Dom.from_json(d) for d in data["operands"]]
     args = []
     for i, d in enumerate(doms):
@@ -54,11 +58,11 @@ def replay(data: dict, model: dict[str, int]) -> tuple[bool, str]:
             return False, f"the model has no value for {name}"
         v = _f(model[name])
         if not d.contains(v):
-            return False, f"{name} = {v!r} (0x{model[name]:08x}) is outside its domain"
+            return False, f"{name} = {str(v)} (0x{model[name]:08x}) is outside its domain"
         args.append(v)
     y = _step(data["step"], data["op"], data.get("attrs", {}), args)
     claim = Dom.from_json(data["claim"])
-    shown = ", ".join(f"{a!r}" for a in args)
+    shown = ", ".join(str(a) for a in args)
     if claim.contains(y):
-        return False, f"kernel gives {y!r} for ({shown}), inside the claimed domain"
-    return True, f"kernel gives {y!r} (0x{int(np.asarray(y).view(np.uint32)):08x}) for ({shown})"
+        return False, f"kernel gives {str(y)} for ({shown}), inside the claimed domain"
+    return True, f"kernel gives {str(y)} (0x{int(np.asarray(y).view(np.uint32)):08x}) for ({shown})"

@@ -53,8 +53,14 @@ def _init_worker(solver: str) -> None:
     _WORKER["solver"] = get_solver(solver)
 
 
-def _solve(path: str, timeout_s: float) -> Outcome:
+# solvers without real arithmetic hand QF_LRA/QF_FPLRA obligations to Z3
+_NO_REALS = {"bitwuzla"}
+
+
+def _solve(path: str, timeout_s: float, logic: str = "QF_FP") -> Outcome:
     solver = _WORKER.get("solver")
+    if logic != "QF_FP" and getattr(solver, "name", None) in _NO_REALS:
+        solver = _WORKER.setdefault("reals", get_solver("z3"))
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -182,9 +188,9 @@ def discharge(directory: str | os.PathLike, options: DischargeOptions | None = N
                     continue
                 path = str(d / entry["file"])
                 if pool is None:
-                    finish(h, _solve(path, opts.timeout_s), rows)
+                    finish(h, _solve(path, opts.timeout_s, entry["logic"]), rows)
                     continue
-                inflight[pool.submit(_solve, path, opts.timeout_s)] = h
+                inflight[pool.submit(_solve, path, opts.timeout_s, entry["logic"])] = h
                 while len(inflight) >= 4 * jobs:
                     done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                     for fut in done:

@@ -133,3 +133,26 @@ def test_every_op_has_an_encoding_or_a_reason():
     from nnlemma.ops import OPS
     for op in OPS:
         assert (op in fp32.FP_RULES) != (op in fp32.FP_CUT_REASONS), op
+
+
+def test_whole_graph_encoding_matches_the_kernel(z3s):
+    """encode_graph on a small MLP (reshape, matmul, add, relu, sub) with concrete inputs gives
+    the kernel's output bits."""
+    from encoders.graph import encode_graph
+    from nnlemma.interpret import run
+    from nnlemma.ir import Builder
+    rng = np.random.default_rng(4)
+    b = Builder()
+    x = b.input((1, 1, 4), "x")
+    h = b.eqn("reshape", [b.eqn("sub", [x, b.param(rng.standard_normal((1, 1, 4)).astype(np.float32))])],
+              {"shape": (1, 4)})
+    h = b.eqn("relu", [b.eqn("add", [b.eqn("matmul", [h, b.param(rng.standard_normal((4, 3)).astype(np.float32))]),
+                                     b.param(rng.standard_normal(3).astype(np.float32))])])
+    g = b.build([b.eqn("linear", [h, b.param(rng.standard_normal((2, 3)).astype(np.float32))])])
+    for _ in range(5):
+        xv = rng.standard_normal((1, 1, 4)).astype(np.float32)
+        (want,) = run(g, xv)
+        (y,) = encode_graph(g, [np.array([T.fp_bits(int(v)) for v in xv.reshape(-1).view(np.uint32)],
+                                         dtype=object)])
+        got = [z3s.evaluate(t) for t in y.reshape(-1)]
+        assert got == [int(v) for v in want.reshape(-1).view(np.uint32)]

@@ -108,7 +108,7 @@ def test_mac_rounded_the_wrong_way_is_refuted():
     out = Z3Solver().check(ob.violation, 30)
     assert out.status == "sat"
     ok, detail = replay(ob.replay, out.model)
-    assert ok and repr(kernel) in detail
+    assert ok and str(kernel) in detail
     good = replace(ob, violation=transfer("linear", {}, [Dom.point(acc), Dom.point(x), Dom.point(w)],
                                           Dom.point(kernel), "ok", {}, step="mac").violation)
     assert Z3Solver().check(good.violation, 30).status == "unsat"
