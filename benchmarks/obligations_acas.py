@@ -43,7 +43,7 @@ from nnlemma.bounds import ibp
 from nnlemma.model_io import load_model
 from obligations.fp_transfer import Dom, Gap, generate
 from obligations.generate import generate_dir
-from obligations.library import proved_route_lemmas
+from obligations.corners import proved_route_lemmas
 from solvers import get_solver
 from solvers.discharge import DischargeOptions, discharge
 
