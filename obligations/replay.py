@@ -47,6 +47,9 @@ def replay(data: dict, model: dict) -> tuple[bool, str]:
     if data["step"] == "composition":
         from .composition import replay_composition
         return replay_composition(data, model)
+    if data["step"] == "relaxation":
+        from .relaxation import replay_relaxation
+        return replay_relaxation(data, model)
     doms = [Dom.from_json(d) for d in data["operands"]]
     args = []
     for i, d in enumerate(doms):

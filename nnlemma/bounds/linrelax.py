@@ -54,12 +54,15 @@ def relu_relaxation(l: np.ndarray, u: np.ndarray, alpha_lo: np.ndarray | None = 
     unstable = ~pos & ~neg
     if alpha_lo is None:
         alpha_lo = np.where(u > -l, 1.0, s)
-    alpha_lo = np.clip(alpha_lo, s, 1.0)
+    alpha_lo = np.clip(np.where(np.isnan(alpha_lo), s, alpha_lo), s, 1.0)
     # a nonzero slope below 2^-400 could make later float64 products underflow (outside the
     # relative error model of the backward pass): use 0 instead, a valid lower slope when s = 0
     alpha_lo = np.where(alpha_lo < MIN_SLOPE, s, alpha_lo)
     with np.errstate(all="ignore"):
         chord = np.where(unstable, (u - s * l) / np.where(unstable, u - l, 1.0), 0.0)
+    # u − l or u − s·l can overflow for huge real-semantics intervals: a NaN chord becomes the
+    # flat line at u below (always valid), never a NaN coefficient
+    chord = np.where(np.isnan(chord), 0.0, chord)
     chord = np.clip(chord, s, 1.0)  # the exact chord slope lies in [s, 1]; keep the float one there
     fl_up = np.where(s == 0, 0.0, _up(s * l))  # >= f(l) = s·l (l < 0 when unstable)
     # likewise a tiny chord slope: the flat line at u is above the function on [l, u] (max(u, s·u))
