@@ -29,6 +29,19 @@ def add_parser(sub) -> None:
     g.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(fn=cmd_generate)
+    f = osub.add_parser("fallback", help="tightest float32 bounds of a scalar-function model by solver "
+                                          "bisection (for functions whose IBP bound is loose)",
+                        description="MODEL maps one float32 x to one float32 y with elementwise ops "
+                                    "(e.g. x/(1+|x|), hard-swish). Bisection over ordered float32 bit "
+                                    "patterns finds the tightest bounds the solver proves over [LO, HI]; "
+                                    "the bounds are written as obligations with -o.")
+    f.add_argument("model", help="model file (.onnx or nnlemma IR .json)")
+    f.add_argument("--lo", type=float, required=True)
+    f.add_argument("--hi", type=float, required=True)
+    f.add_argument("--solver", default="bitwuzla", choices=["z3", "bitwuzla", "cvc5"])
+    f.add_argument("--timeout", type=float, default=20.0, metavar="S", help="per-query time limit")
+    f.add_argument("-o", "--out", metavar="DIR", help="write the bounds' obligations here")
+    f.set_defaults(fn=cmd_fallback)
     d = osub.add_parser("discharge", help="prove every obligation of DIR; writes DIR/results.json")
     d.add_argument("dir", help="directory written by `obligations generate`")
     d.add_argument("--solver", default="z3", choices=["z3", "bitwuzla", "cvc5"])
@@ -172,3 +185,27 @@ def cmd_report(args) -> int:
     for path in write_report(args.dir, args.out, args.format):
         print(path)
     return 0
+
+
+def cmd_fallback(args) -> int:
+    from nnlemma.cli import _load
+    from solvers import get_solver
+
+    from . import manifest
+    from .fallback import UnsupportedScalarFunction, fallback_bounds
+    graph = _load(args.model)
+    lo, hi = np.float32(args.lo), np.float32(args.hi)
+    if not (np.float64(lo) == args.lo and np.float64(hi) == args.hi and lo <= hi):
+        raise InputError(f"--lo/--hi must be float32 values with lo <= hi, got [{args.lo}, {args.hi}]")
+    try:
+        res = fallback_bounds(graph, lo, hi, get_solver(args.solver), args.timeout,
+                              model=Path(args.model).stem)
+    except UnsupportedScalarFunction as exc:
+        raise InputError(f"{args.model}: {exc}") from None
+    print(res.report())
+    if args.out:
+        manifest.write(Path(args.out), {"model": Path(args.model).stem, "claim": res.report()},
+                       res.obligations)
+        print(f"{len(res.obligations)} obligations written to {args.out}")
+    return 0
+

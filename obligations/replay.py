@@ -42,6 +42,9 @@ def _step(step: str, op: str, attrs: dict, args: list[np.float32]) -> np.float32
 def replay(data: dict, model: dict) -> tuple[bool, str]:
     """``(True, detail)`` if the model is a genuine violation on the kernel (or, for composition
     lemmas, in exact rationals), else ``(False, why)``."""
+    if "fallback" in data:
+        from .fallback import replay_fallback
+        return replay_fallback(data, model)
     if data.get("step") is None:
         return False, "no replay rule for this obligation"
     if data["step"] == "composition":

@@ -1,0 +1,68 @@
+"""`nnlemma obligations ...` from the command line: the happy paths and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from nnlemma.cli import main
+from nnlemma.ir import Builder
+from nnlemma.ir.serialize import save
+
+F32 = np.float32
+
+
+def softsign(path):
+    b = Builder()
+    x = b.input((1,), "x")
+    y = b.eqn("div", [x, b.eqn("add", [b.param(np.array([1.0], F32)), b.eqn("abs", [x])])], name="softsign")
+    save(b.build([y]), path)
+
+
+def mlp(path):
+    b = Builder()
+    x = b.input((1, 2), "x")
+    h = b.eqn("relu", [b.eqn("linear", [x, b.param(np.array([[1, -1], [0.5, 2]], F32))])], name="h")
+    save(b.build([b.eqn("linear", [h, b.param(np.array([[1, -1]], F32)), b.param(np.array([0.5], F32))])]), path)
+
+
+def test_generate_discharge_report(tmp_path, capsys):
+    mlp(tmp_path / "m.json")
+    (tmp_path / "box.json").write_text(json.dumps({"lo": [0, -0.5], "hi": [0.25, 0.5]}))
+    d = tmp_path / "obl"
+    assert main(["obligations", "generate", str(tmp_path / "m.json"), "--box", str(tmp_path / "box.json"),
+                 "-o", str(d), "--quiet"]) == 0
+    assert main(["obligations", "discharge", str(d), "--jobs", "1", "--quiet", "--solver", "bitwuzla",
+                 "--json", str(tmp_path / "s.json")]) == 0
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["verdict"] == "proved" and s["counts"]["proved"] == s["obligations"] > 0
+    out = capsys.readouterr().out
+    assert "proved:" in out and "linear" in out
+    assert main(["obligations", "report", str(d), "--format", "md"]) == 0
+    assert (d / "report.md").exists()
+
+
+def test_fallback_command(tmp_path, capsys):
+    softsign(tmp_path / "f.json")
+    assert main(["obligations", "fallback", str(tmp_path / "f.json"), "--lo", "-10", "--hi", "10",
+                 "-o", str(tmp_path / "fb")]) == 0
+    assert "fallback bounds [-0.90909094, 0.90909094]" in capsys.readouterr().out
+    assert main(["obligations", "discharge", str(tmp_path / "fb"), "--jobs", "1", "--quiet"]) == 0
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    mlp(tmp_path / "m.json")
+    cases = [
+        ["obligations", "generate", str(tmp_path / "m.json"), "--box", str(tmp_path / "nope.json"), "-o", str(tmp_path / "o")],
+        ["obligations", "discharge", str(tmp_path / "missing")],
+        ["obligations", "discharge", str(tmp_path), "--timeout", "0"],
+        ["obligations", "fallback", str(tmp_path / "m.json"), "--lo", "1", "--hi", "0"],
+    ]
+    (tmp_path / "badbox.json").write_text('{"lo": [0.1, 0], "hi": [1, 1]}')  # 0.1 is not a float32
+    cases.append(["obligations", "generate", str(tmp_path / "m.json"), "--box", str(tmp_path / "badbox.json"),
+                  "-o", str(tmp_path / "o")])
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("nnlemma: error:") and "\n" not in err and "Traceback" not in err, (argv, err)
