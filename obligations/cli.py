@@ -42,6 +42,15 @@ def add_parser(sub) -> None:
     f.add_argument("--timeout", type=float, default=20.0, metavar="S", help="per-query time limit")
     f.add_argument("-o", "--out", metavar="DIR", help="write the bounds' obligations here")
     f.set_defaults(fn=cmd_fallback)
+    lib = osub.add_parser("library", help="prove the rounding-model library lemmas once and store the results",
+                          description="Proves every library lemma case (and each case split's coverage) "
+                                      "and writes the proof store the corner route reads; a lemma is "
+                                      "used only if all its cases and its coverage are proved.")
+    lib.add_argument("--solver", default="bitwuzla", choices=["z3", "bitwuzla", "cvc5"])
+    lib.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-case time limit")
+    lib.add_argument("--only", metavar="PREFIX", help="only lemmas whose id starts with PREFIX")
+    lib.add_argument("-o", "--out", metavar="FILE", help="proof store (default: the package's library_proofs.json)")
+    lib.set_defaults(fn=cmd_library)
     d = osub.add_parser("discharge", help="prove every obligation of DIR; writes DIR/results.json")
     d.add_argument("dir", help="directory written by `obligations generate`")
     d.add_argument("--solver", default="z3", choices=["z3", "bitwuzla", "cvc5"])
@@ -207,5 +216,33 @@ def cmd_fallback(args) -> int:
         manifest.write(Path(args.out), {"model": Path(args.model).stem, "claim": res.report()},
                        res.obligations)
         print(f"{len(res.obligations)} obligations written to {args.out}")
+    return 0
+
+
+def cmd_library(args) -> int:
+    import time
+
+    from nnlemma.verify.report import write_json
+    from solvers import get_solver
+
+    from .corners import STORE, proved_route_lemmas
+    from .library import library_lemmas, prove_library
+    obs = [o for o in library_lemmas() if not args.only or o.id.startswith(args.only)]
+    if not obs:
+        raise InputError(f"no library lemma id starts with {args.only!r}")
+    solver = get_solver(args.solver)
+    t0 = time.perf_counter()
+    rows = prove_library(lambda: get_solver(args.solver), args.timeout,
+                         progress=lambda r: print(f"{r['status']:<9} {r['seconds']:8.2f} s  {r['id']}"),
+                         obligations=obs, checks=[])
+    hashes = {o.id: o.formula_hash for o in obs}
+    for r in rows:
+        r["hash"] = hashes.get(r["id"])
+    out = Path(args.out) if args.out else STORE
+    write_json(out, {"format": "nnlemma-library-proofs/1", "solver": solver.version,
+                     "timeout_s": args.timeout, "wall_seconds": round(time.perf_counter() - t0, 2),
+                     "rows": rows})
+    print(f"{sum(r['status'] == 'proved' for r in rows)}/{len(rows)} proved; store {out}; "
+          f"corner route lemmas available: {sorted(proved_route_lemmas(out)) or 'none'}")
     return 0
 

@@ -38,22 +38,24 @@ STORE = Path(__file__).with_name("library_proofs.json")
 
 
 def proved_route_lemmas(store: str | Path | None = None) -> set[str]:
-    """The route lemmas whose library lemmas are recorded as proved in the proof store: every
-    case *and* the coverage obligation of each cited library lemma must be ``proved``. A missing
-    or unreadable store proves nothing (the solver then decides every obligation)."""
+    """The route lemmas whose library lemmas are recorded as proved in the proof store.
+
+    Every obligation the library currently generates for a cited lemma (each case and, for a
+    split lemma, the coverage of its cases) must have a ``proved`` row in the store *with the same
+    formula hash*, so a stale store (the library changed since it was proved) proves nothing. A
+    missing or unreadable store proves nothing either: the solver then decides every obligation."""
+    from .library import library_lemmas
     try:
         rows = json.loads(Path(store or STORE).read_text())["rows"]
+        proved = {(r["id"], r["hash"]) for r in rows if r["status"] == "proved"}
     except (OSError, ValueError, KeyError, TypeError):
         return set()
-    status: dict[str, list[str]] = {}
-    for r in rows:
-        lemma = r["id"].rsplit("/", 1)[0]
-        status.setdefault(lemma, []).append(r["status"] if not r["id"].endswith("/coverage")
-                                            else "coverage-" + r["status"])
-    def proved(lemma: str) -> bool:
-        st = status.get(lemma, [])
-        return "coverage-proved" in st and all(x in ("proved", "coverage-proved") for x in st)
-    return {name for name, libs in ROUTE_LEMMAS.items() if all(proved(lib) for lib in libs)}
+    expected: dict[str, list] = {}
+    for ob in library_lemmas():
+        expected.setdefault(ob.id.rsplit("/", 1)[0], []).append((ob.id, ob.formula_hash))
+    def ok(lemma: str) -> bool:
+        return bool(expected.get(lemma)) and all(e in proved for e in expected[lemma])
+    return {name for name, libs in ROUTE_LEMMAS.items() if all(ok(lib) for lib in libs)}
 
 
 def _f(b: int) -> np.float32:
