@@ -7,6 +7,7 @@ module only when an ``obligations`` command runs.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,9 @@ def add_parser(sub) -> None:
                                       "used only if all its cases and its coverage are proved.")
     lib.add_argument("--solver", default="bitwuzla", choices=["z3", "bitwuzla", "cvc5"])
     lib.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-case time limit")
-    lib.add_argument("--only", metavar="PREFIX", help="only lemmas whose id starts with PREFIX")
+    lib.add_argument("--route", action="store_true",
+                     help="only what the corner route rests on (monotonicity of add and mul and the "
+                          "queries they cite), instead of the whole library")
     lib.add_argument("-o", "--out", metavar="FILE", help="proof store (default: the package's library_proofs.json)")
     lib.set_defaults(fn=cmd_library)
     d = osub.add_parser("discharge", help="prove every obligation of DIR; writes DIR/results.json")
@@ -58,6 +61,12 @@ def add_parser(sub) -> None:
     d.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-obligation time limit")
     d.add_argument("--cache", metavar="DB", help="proof cache (default DIR/cache.sqlite)")
     d.add_argument("--no-cache", action="store_true", help="do not read or write a proof cache")
+    d.add_argument("--no-corners", action="store_true",
+                   help="send every obligation to the solver (no corner route even when the library "
+                        "monotonicity lemmas are recorded as proved)")
+    d.add_argument("--cross-check", metavar="SOLVER", choices=["z3", "bitwuzla", "cvc5"],
+                   help="re-discharge every obligation with a second solver (no cache, no corner route; "
+                        "results.SOLVER.json) and report any proved/refuted disagreement")
     d.add_argument("--json", metavar="OUT", help="also write the summary as JSON here")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.add_argument("--scheduler", metavar="ADDR",
@@ -125,12 +134,15 @@ def cmd_generate(args) -> int:
 def cmd_discharge(args) -> int:
     from nnlemma.verify.report import write_json
     from solvers.discharge import DischargeOptions, discharge, summary_table
+
+    from .corners import proved_route_lemmas
     if args.jobs < 0:
         raise InputError(f"--jobs must be >= 0, got {args.jobs}")
     if args.timeout <= 0:
         raise InputError(f"--timeout must be positive, got {args.timeout}")
     opts = DischargeOptions(solver=args.solver, jobs=args.jobs, timeout_s=args.timeout,
                             cache="" if args.no_cache else args.cache, progress=not args.quiet,
+                            proved_lemmas=frozenset() if args.no_corners else frozenset(proved_route_lemmas()),
                             scheduler=args.scheduler)
     summary = discharge(args.dir, opts)
     print(summary_table(summary))
@@ -139,8 +151,23 @@ def cmd_discharge(args) -> int:
           f"{c.get('refuted', 0)} refuted, {c.get('unknown', 0)} unknown"
           + (f", {c['encoder-disagreement']} ENCODER DISAGREEMENT(S)" if c.get("encoder-disagreement") else "")
           + f" in {summary['wall_seconds']:.1f} s ({summary['solver']}, {summary['jobs']} job(s))")
+    if args.cross_check:
+        from dataclasses import replace
+
+        from solvers.discharge import cross_check
+        name = f"results.{args.cross_check}.json"
+        discharge(args.dir, replace(opts, solver=args.cross_check, cache="", proved_lemmas=frozenset(),
+                                    results_name=name))
+        cc = cross_check(args.dir, "results.json", name)
+        summary["cross_check"] = {"solver": args.cross_check, **cc}
+        for dis in cc["disagreements"]:
+            print(f"SOLVER DISAGREEMENT on {dis['id']}: {dis}", file=sys.stderr)
+        print(f"cross-check with {args.cross_check}: {cc['compared']} compared, "
+              f"{len(cc['disagreements'])} disagreement(s)")
     if args.json:
         write_json(args.json, summary)
+    if summary.get("cross_check", {}).get("disagreements"):
+        return 1
     return 0 if summary["verdict"] == "proved" else 1
 
 
@@ -225,24 +252,25 @@ def cmd_library(args) -> int:
     from nnlemma.verify.report import write_json
     from solvers import get_solver
 
-    from .corners import STORE, proved_route_lemmas
-    from .library import library_lemmas, prove_library
-    obs = [o for o in library_lemmas() if not args.only or o.id.startswith(args.only)]
-    if not obs:
-        raise InputError(f"no library lemma id starts with {args.only!r}")
+    from .corners import STORE, proved_route_lemmas, route_requirements
+    from .library import exactness_checks, library_lemmas, prove_library
+    obs, checks = library_lemmas(), exactness_checks()
+    if args.route:
+        need = route_requirements()
+        obs = [o for o in obs if o.id in need]
+        checks = [c for c in checks if c.id in need]
+    hashes = {o.id: o.formula_hash for o in obs} | {c.id: c.formula_hash for c in checks}
     solver = get_solver(args.solver)
     t0 = time.perf_counter()
     rows = prove_library(lambda: get_solver(args.solver), args.timeout,
                          progress=lambda r: print(f"{r['status']:<9} {r['seconds']:8.2f} s  {r['id']}"),
-                         obligations=obs, checks=[])
-    hashes = {o.id: o.formula_hash for o in obs}
+                         obligations=obs, checks=checks)
     for r in rows:
-        r["hash"] = hashes.get(r["id"])
+        r["hash"] = hashes.get(r["id"])  # derived cases (proved from cited queries) have none
     out = Path(args.out) if args.out else STORE
     write_json(out, {"format": "nnlemma-library-proofs/1", "solver": solver.version,
                      "timeout_s": args.timeout, "wall_seconds": round(time.perf_counter() - t0, 2),
                      "rows": rows})
     print(f"{sum(r['status'] == 'proved' for r in rows)}/{len(rows)} proved; store {out}; "
-          f"corner route lemmas available: {sorted(proved_route_lemmas(out)) or 'none'}")
+          f"corner route lemmas available: {', '.join(sorted(proved_route_lemmas(out))) or 'none'}")
     return 0
-

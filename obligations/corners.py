@@ -37,24 +37,33 @@ ROUTE_LEMMAS = {"mul-monotone": ("library/mul/monotone-a-nonneg", "library/mul/m
 STORE = Path(__file__).with_name("library_proofs.json")
 
 
+def route_requirements() -> dict[str, str]:
+    """``id -> formula hash`` of every library query the corner route rests on (cases, coverage,
+    exactness checks, and the queries derived cases cite)."""
+    from .library import required_queries
+    out: dict[str, str] = {}
+    for libs in ROUTE_LEMMAS.values():
+        for lib in libs:
+            out.update(required_queries(lib))
+    return out
+
+
 def proved_route_lemmas(store: str | Path | None = None) -> set[str]:
     """The route lemmas whose library lemmas are recorded as proved in the proof store.
 
-    Every obligation the library currently generates for a cited lemma (each case and, for a
-    split lemma, the coverage of its cases) must have a ``proved`` row in the store *with the same
-    formula hash*, so a stale store (the library changed since it was proved) proves nothing. A
-    missing or unreadable store proves nothing either: the solver then decides every obligation."""
-    from .library import library_lemmas
+    Every query a cited library lemma rests on (``obligations.library.required_queries``) must
+    have a ``proved`` row in the store *with the same formula hash*, so a stale store (the library
+    changed since it was proved) proves nothing. A missing or unreadable store proves nothing
+    either: the solver then decides every obligation."""
+    from .library import required_queries
     try:
         rows = json.loads(Path(store or STORE).read_text())["rows"]
         proved = {(r["id"], r["hash"]) for r in rows if r["status"] == "proved"}
     except (OSError, ValueError, KeyError, TypeError):
         return set()
-    expected: dict[str, list] = {}
-    for ob in library_lemmas():
-        expected.setdefault(ob.id.rsplit("/", 1)[0], []).append((ob.id, ob.formula_hash))
-    def ok(lemma: str) -> bool:
-        return bool(expected.get(lemma)) and all(e in proved for e in expected[lemma])
+
+    def ok(lib: str) -> bool:
+        return all(item in proved for item in required_queries(lib).items())
     return {name for name, libs in ROUTE_LEMMAS.items() if all(ok(lib) for lib in libs)}
 
 

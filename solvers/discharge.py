@@ -44,6 +44,7 @@ class DischargeOptions:
     # are decided by kernel evaluation at the domain corners instead of a solver call
     proved_lemmas: frozenset[str] = frozenset()
     scheduler: str | None = None  # a Dask scheduler address (tcp://HOST:PORT) instead of a local pool
+    results_name: str = "results.json"
 
 
 _WORKER: dict = {}  # per worker *process*: its own solver context (never shared)
@@ -213,7 +214,7 @@ def discharge(directory: str | os.PathLike, options: DischargeOptions | None = N
     summary = {"verdict": verdict, "solver": version, "jobs": jobs, "timeout_s": opts.timeout_s,
                "wall_seconds": round(wall, 3), "obligations": n, "counts": dict(counts),
                "gaps": gaps, "by_kind_op": _table(per, per_status)}
-    _write_results(d, summary, rows_path)
+    _write_results(d / opts.results_name, summary, rows_path)
     return summary
 
 
@@ -229,9 +230,9 @@ def _table(per, per_status) -> list[dict]:
     return out
 
 
-def _write_results(d: Path, summary: dict, rows_path: Path) -> None:
+def _write_results(path: Path, summary: dict, rows_path: Path) -> None:
     """``results.json``: the summary keys, then one obligation result per line (streamed)."""
-    tmp = d / f".results.json.{os.getpid()}.tmp"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f, open(rows_path) as rows:
         f.write("{\n")
         for k, v in summary.items():
@@ -240,8 +241,33 @@ def _write_results(d: Path, summary: dict, rows_path: Path) -> None:
         for i, line in enumerate(rows):
             f.write(("," if i else "") + line)
         f.write("]\n}\n")
-    os.replace(tmp, d / "results.json")
+    os.replace(tmp, path)
     rows_path.unlink()
+
+
+def result_rows(path: str | os.PathLike):
+    """The per-obligation rows of a results file, one at a time (streamed)."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith("{\"id\"") or line.startswith(",{\"id\""):
+                yield json.loads(line.lstrip(","))
+
+
+def cross_check(directory: str | os.PathLike, first: str, second: str) -> dict:
+    """Compare two results files of the same directory obligation by obligation: a ``proved``
+    against a ``refuted`` is a disagreement between the solvers (an encoder or solver bug);
+    ``unknown`` on either side is not."""
+    d = Path(directory)
+    a = {r["id"]: r["status"] for r in result_rows(d / first)}
+    out = {"compared": 0, "disagreements": []}
+    for r in result_rows(d / second):
+        s1 = a.get(r["id"])
+        if s1 is None:
+            continue
+        out["compared"] += 1
+        if {s1, r["status"]} == {"proved", "refuted"}:
+            out["disagreements"].append({"id": r["id"], first: s1, second: r["status"]})
+    return out
 
 
 def summary_table(summary: dict) -> str:

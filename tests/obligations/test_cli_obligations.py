@@ -66,3 +66,27 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("nnlemma: error:") and "\n" not in err and "Traceback" not in err, (argv, err)
+
+
+def test_cross_check_with_a_second_solver(tmp_path, capsys):
+    mlp(tmp_path / "m.json")
+    (tmp_path / "box.json").write_text(json.dumps({"lo": [0, -0.5], "hi": [0.25, 0.5]}))
+    d = tmp_path / "obl"
+    assert main(["obligations", "generate", str(tmp_path / "m.json"), "--box", str(tmp_path / "box.json"),
+                 "-o", str(d), "--quiet"]) == 0
+    assert main(["obligations", "discharge", str(d), "--jobs", "1", "--quiet", "--solver", "bitwuzla",
+                 "--cross-check", "z3", "--json", str(tmp_path / "s.json")]) == 0
+    cc = json.loads((tmp_path / "s.json").read_text())["cross_check"]
+    assert cc["solver"] == "z3" and cc["compared"] > 0 and cc["disagreements"] == []
+    z3_rows = json.loads((d / "results.z3.json").read_text())["obligations"]
+    assert {r["solver"].split("-")[0] for r in z3_rows} == {"z3"}  # no corner route, no cache
+
+
+def test_cross_check_reports_a_disagreement(tmp_path):
+    from solvers.discharge import cross_check
+    rows = lambda st: "{\n" + '"verdict": "x",\n"obligations": [\n' + "".join(  # noqa: E731
+        ("," if i else "") + json.dumps({"id": f"o{i}", "status": s}) + "\n" for i, s in enumerate(st)) + "]\n}\n"
+    (tmp_path / "results.json").write_text(rows(["proved", "proved", "unknown"]))
+    (tmp_path / "results.b.json").write_text(rows(["proved", "refuted", "proved"]))
+    cc = cross_check(tmp_path, "results.json", "results.b.json")
+    assert cc["compared"] == 3 and [d["id"] for d in cc["disagreements"]] == ["o1"]

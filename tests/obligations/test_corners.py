@@ -64,3 +64,24 @@ def test_route_needs_the_library_lemmas_and_finite_domains():
     assert decide(inf.replay, ALL) is None
     relu = transfer("relu", {}, [x], Dom.interval(F32(0), F32(1)), "t", {})
     assert decide(relu.replay, ALL) is None
+
+
+def test_proof_store_is_checked_against_the_current_library(tmp_path):
+    """The shipped store proves the route lemmas; a store whose hashes are stale, or that lacks
+    one cited query, or that records one as unknown, proves nothing."""
+    import json
+    from obligations.corners import STORE, proved_route_lemmas, route_requirements
+    assert proved_route_lemmas(STORE) == {"mul-monotone", "add-monotone"}
+    rows = json.loads(STORE.read_text())["rows"]
+    need = route_requirements()
+    assert {r["id"] for r in rows if r["status"] == "proved"} >= set(need)
+    stale = [dict(r, hash="0" * 64) if r["id"] == "library/add/monotone-b/x1+x2+y+" else r for r in rows]
+    (tmp_path / "stale.json").write_text(json.dumps({"rows": stale}))
+    assert proved_route_lemmas(tmp_path / "stale.json") == {"mul-monotone"}
+    missing = [r for r in rows if r["id"] != "library/mul/via-float64/all/exact-0"]
+    (tmp_path / "missing.json").write_text(json.dumps({"rows": missing}))
+    assert proved_route_lemmas(tmp_path / "missing.json") == {"add-monotone"}
+    unknown = [dict(r, status="unknown") if r["id"].endswith("monotone-a/coverage") else r for r in rows]
+    (tmp_path / "unknown.json").write_text(json.dumps({"rows": unknown}))
+    assert proved_route_lemmas(tmp_path / "unknown.json") == {"mul-monotone"}
+    assert proved_route_lemmas(tmp_path / "nothing.json") == set()
