@@ -127,55 +127,54 @@ class Z3Solver:
             return z3.is_true(v)
         return Fraction(v.numerator_as_long(), v.denominator_as_long())
 
+    def _run(self, solver, assertion, read_model) -> tuple:
+        """Check one assertion; ``(status, model, reason)``. Only Z3's ``unsat`` is ``unsat``; a
+        timeout, ``unknown`` or any Z3 exception is ``unknown`` (a solver crash is not a proof)."""
+        try:
+            solver.add(assertion())
+            r = solver.check()
+            if r == z3.unsat:
+                return "unsat", {}, ""
+            if r == z3.sat:
+                return "sat", read_model(solver.model()), ""
+            return "unknown", {}, solver.reason_unknown() or "unknown"
+        except z3.Z3Exception as exc:
+            return "unknown", {}, f"z3 error: {exc}"
+
+    def _solver(self, logic: str | None, timeout_s: float):
+        s = z3.SolverFor(logic, ctx=self.ctx) if logic else z3.Solver(ctx=self.ctx)
+        s.set("timeout", max(1, int(timeout_s * 1000)))
+        return s
+
     def check(self, formula: Term, timeout_s: float = 10.0) -> Outcome:
         """Is ``formula`` satisfiable? ``unsat`` only when Z3 says so within the time limit."""
         t0 = time.perf_counter()
-        try:
-            s = z3.SolverFor("QF_FP", ctx=self.ctx) if _pure_fp(formula) else z3.Solver(ctx=self.ctx)
-            s.set("timeout", max(1, int(timeout_s * 1000)))
-            (e,) = self.translate(formula)
-            s.add(e)
-            r = s.check()
-            secs = time.perf_counter() - t0
-            if r == z3.unsat:
-                return Outcome("unsat", secs, self.name)
-            if r == z3.sat:
-                m = s.model()
-                model = {v.payload: self._value(m.eval(self.translate(v)[0], model_completion=True),
-                                                v.sort)
-                         for v in free_vars(formula)}
-                return Outcome("sat", secs, self.name, model)
-            return Outcome("unknown", secs, self.name, reason=s.reason_unknown() or "unknown")
-        except z3.Z3Exception as exc:  # a solver crash is not a proof
-            return Outcome("unknown", time.perf_counter() - t0, self.name, reason=f"z3 error: {exc}")
+
+        def model(m) -> dict:
+            return {v.payload: self._value(m.eval(self.translate(v)[0], model_completion=True), v.sort)
+                    for v in free_vars(formula)}
+        solver = self._solver("QF_FP" if _pure_fp(formula) else None, timeout_s)
+        status, values, reason = self._run(solver, lambda: self.translate(formula)[0], model)
+        return Outcome(status, time.perf_counter() - t0, self.name, values, reason)
 
     def check_text(self, smt2: str, timeout_s: float = 10.0) -> Outcome:
         """Run an SMT-LIB script's assertions (the exported obligation files). On ``sat`` the
         model gives every declared constant of the script (FP as bit patterns)."""
         t0 = time.perf_counter()
-        try:
-            s = z3.Solver(ctx=self.ctx)
-            s.set("timeout", max(1, int(timeout_s * 1000)))
-            s.add(z3.parse_smt2_string(smt2, ctx=self.ctx))
-            r = s.check()
-            secs = time.perf_counter() - t0
-            if r == z3.unsat:
-                return Outcome("unsat", secs, self.name)
-            if r == z3.sat:
-                m = s.model()
-                model = {}
-                for d in m.decls():
-                    if d.arity() == 0:
-                        srt = d.range()
-                        v = m.get_interp(d)
-                        if z3.is_fp_sort(srt):
-                            model[d.name()] = self.value_bits(v, Sort("FP", srt.ebits(), srt.sbits()))
-                        elif z3.is_real(v) or z3.is_bool(v):
-                            model[d.name()] = self._value(v, REAL if z3.is_real(v) else BOOL)
-                return Outcome("sat", secs, self.name, model)
-            return Outcome("unknown", secs, self.name, reason=s.reason_unknown() or "unknown")
-        except z3.Z3Exception as exc:
-            return Outcome("unknown", time.perf_counter() - t0, self.name, reason=f"z3 error: {exc}")
+
+        def model(m) -> dict:
+            out = {}
+            for d in m.decls():
+                if d.arity() == 0:
+                    srt, v = d.range(), m.get_interp(d)
+                    if z3.is_fp_sort(srt):
+                        out[d.name()] = self.value_bits(v, Sort("FP", srt.ebits(), srt.sbits()))
+                    elif z3.is_real(v) or z3.is_bool(v):
+                        out[d.name()] = self._value(v, REAL if z3.is_real(v) else BOOL)
+            return out
+        status, values, reason = self._run(self._solver(None, timeout_s),
+                                           lambda: z3.parse_smt2_string(smt2, ctx=self.ctx), model)
+        return Outcome(status, time.perf_counter() - t0, self.name, values, reason)
 
 
 def _pure_fp(formula: Term) -> bool:

@@ -27,12 +27,18 @@ def mlp(path):
     save(b.build([b.eqn("linear", [h, b.param(np.array([[1, -1]], F32)), b.param(np.array([0.5], F32))])]), path)
 
 
-def test_generate_discharge_report(tmp_path, capsys):
+def generated(tmp_path):
+    """An obligations directory for `mlp` over a small box, written by the CLI."""
     mlp(tmp_path / "m.json")
     (tmp_path / "box.json").write_text(json.dumps({"lo": [0, -0.5], "hi": [0.25, 0.5]}))
     d = tmp_path / "obl"
     assert main(["obligations", "generate", str(tmp_path / "m.json"), "--box", str(tmp_path / "box.json"),
                  "-o", str(d), "--quiet"]) == 0
+    return d
+
+
+def test_generate_discharge_report(tmp_path, capsys):
+    d = generated(tmp_path)
     assert main(["obligations", "discharge", str(d), "--jobs", "1", "--quiet", "--solver", "bitwuzla",
                  "--json", str(tmp_path / "s.json")]) == 0
     s = json.loads((tmp_path / "s.json").read_text())
@@ -69,11 +75,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
 
 
 def test_cross_check_with_a_second_solver(tmp_path, capsys):
-    mlp(tmp_path / "m.json")
-    (tmp_path / "box.json").write_text(json.dumps({"lo": [0, -0.5], "hi": [0.25, 0.5]}))
-    d = tmp_path / "obl"
-    assert main(["obligations", "generate", str(tmp_path / "m.json"), "--box", str(tmp_path / "box.json"),
-                 "-o", str(d), "--quiet"]) == 0
+    d = generated(tmp_path)
     assert main(["obligations", "discharge", str(d), "--jobs", "1", "--quiet", "--solver", "bitwuzla",
                  "--cross-check", "z3", "--json", str(tmp_path / "s.json")]) == 0
     cc = json.loads((tmp_path / "s.json").read_text())["cross_check"]
