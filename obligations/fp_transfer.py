@@ -46,6 +46,8 @@ F32 = np.float32
 ELEMENTWISE = fp32.ELEMENTWISE
 FOLDS = {"linear", "matmul"}
 MOVES = {"reshape", "transpose", "slice", "concat"}
+# correctly rounded, hence monotone non-decreasing, transcendentals (SEMANTICS.md)
+MONOTONE_TRANSCENDENTAL = {"exp", "tanh", "sigmoid"}
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ def generate(graph: Graph, bounds: BoundsResult, model: str = "model") -> Iterat
             yield from _fold(e, srcs, out, model, node, prov, params)
         elif e.op in MOVES:
             yield from _move(e, srcs, out, model, node, prov, graph)
+        elif e.op in MONOTONE_TRANSCENDENTAL and e.inputs[0] not in params:
+            yield from _transcendental(e, srcs, out, model, node, prov)
         else:
             yield Gap(node, e.op, f"no fp-transfer obligation generator for {e.op!r} yet")
 
@@ -210,6 +214,32 @@ def _move(e, srcs, out, model, node, prov, graph) -> Iterator[Obligation]:
         operand = _dom_at((lo, hi, np.broadcast_to(nan, lo.shape), const), at)
         yield transfer(e.op, {}, [operand], _claim(out, idx), f"{model}/{node}/fp-transfer/{flat}",
                        dict(prov, element=list(idx), source=[n] + [int(a) for a in at]), step="id")
+
+
+def transcendental_transfer(op: str, operand: Dom, claim: Dom, oid: str, provenance: dict) -> Obligation:
+    """The lemma ``∀x ∈ [lo, hi]: op(x) ∈ claim`` for a monotone transcendental, reduced to the
+    kernel's values at the endpoints: the kernel is correctly rounded (the audit's subject, a
+    trusted fact in TRUST.md), so it is monotone and its range over the interval is
+    ``[op(lo), op(hi)]``. The formula states that these two constants (and NaN, when the operand
+    may be NaN — NaN propagates) lie in the claim; it is ground, so any solver decides it."""
+    from nnlemma.kernels import KERNEL_RULES
+    ends = [np.asarray(KERNEL_RULES[op](np.array(np.array(b, np.uint32).view(F32))), F32).reshape(())
+            for b in (operand.lo, operand.hi)]
+    parts = [claim.member(T.fp_bits(_bits(v))) for v in ends]
+    if operand.nan:
+        parts.append(claim.member(fp32.NAN))
+    replay = {"step": "transcendental", "op": op, "operands": [operand.to_json()], "claim": claim.to_json(),
+              "ends": [_bits(v) for v in ends]}
+    return Obligation(oid, "transcendental-transfer", op, "QF_FP", T.not_(T.and_(*parts)),
+                      f"{op} (correctly rounded, monotone) maps {_show(operand)} into {_show(claim)}",
+                      provenance, replay)
+
+
+def _transcendental(e, srcs, out, model, node, prov) -> Iterator[Obligation]:
+    for flat, idx in enumerate(np.ndindex(*out.lo.shape)):
+        yield transcendental_transfer(e.op, _dom_at(srcs[0], idx), _claim(out, idx),
+                                      f"{model}/{node}/transcendental-transfer/{flat}",
+                                      dict(prov, element=list(idx)))
 
 
 def partial_sums(x_lo, x_hi, x_nan, w_row) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

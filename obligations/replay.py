@@ -47,6 +47,13 @@ def replay(data: dict, model: dict) -> tuple[bool, str]:
         return replay_fallback(data, model)
     if data.get("step") is None:
         return False, "no replay rule for this obligation"
+    if data["step"] == "transcendental":  # ground formula: the kernel's endpoint values
+        claim = Dom.from_json(data["claim"])
+        outside = [_f(b) for b in data["ends"] if not claim.contains(_f(b))]
+        if Dom.from_json(data["operands"][0]).nan and not claim.nan:
+            outside.append(F32(np.nan))
+        return (True, f"kernel values {', '.join(map(str, outside))} at the interval's ends lie outside "
+                      "the claim") if outside else (False, "the kernel's endpoint values lie inside the claim")
     if data["step"] == "composition":
         from .composition import replay_composition
         return replay_composition(data, model)

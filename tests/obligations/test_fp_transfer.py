@@ -149,10 +149,10 @@ def test_unsupported_op_is_a_gap_named():
     b = Builder()
     x = b.input((1, 1, 3, 3), "x")
     y = b.eqn("conv2d", [x, b.param(np.ones((1, 1, 2, 2), F32))], name="conv")
-    g = b.build([b.eqn("exp", [y], name="e")])
+    g = b.build([b.eqn("cos", [y], name="c")])
     items = list(generate(g, ibp(g, np.zeros((1, 1, 3, 3), F32), np.ones((1, 1, 3, 3), F32)), "m"))
     gaps = [i for i in items if isinstance(i, Gap)]
-    assert {(x.node, x.op) for x in gaps} == {("conv", "conv2d"), ("e", "exp")}
+    assert {(x.node, x.op) for x in gaps} == {("conv", "conv2d"), ("c", "cos")}
 
 
 @pytest.fixture()
@@ -216,3 +216,30 @@ def test_model_that_does_not_replay_is_an_encoder_disagreement(small_dir, monkey
     s = discharge(d, DischargeOptions(solver="liar", jobs=1, cache="", progress=False))
     assert s["verdict"] == "unknown"
     assert s["counts"].get("encoder-disagreement", 0) > 0 and "proved" not in s["counts"]
+
+
+def test_monotone_transcendentals_get_endpoint_obligations():
+    """exp/tanh/sigmoid nodes: IBP's claim is proved from the kernel's endpoint values; a claim
+    narrowed by one ulp at an attained end is refuted (and replays); sin is still a gap."""
+    from obligations.fp_transfer import transcendental_transfer
+    for op in ("exp", "tanh", "sigmoid"):
+        b = Builder()
+        x = b.input((1, 4), "x")
+        g = b.build([b.eqn(op, [x], name=op)])
+        lo, hi = np.array([[-3, -0.5, 0, 2]], F32), np.array([[-1, 0.25, 0, 80]], F32)
+        items = list(generate(g, ibp(g, lo, hi), "t"))
+        assert len(items) == 4 and all(o.kind == "transcendental-transfer" for o in items)
+        for o, out in solve_all(items):
+            assert out.status == "unsat", (o.id, out)
+        k = KERNEL_RULES[op](np.array(hi[0, 0])).reshape(())
+        bad = transcendental_transfer(op, Dom.interval(lo[0, 0], hi[0, 0]),
+                                      Dom.interval(F32(-np.inf), np.nextafter(F32(k), F32(-np.inf))), "b", {})
+        out = Z3Solver().check(bad.violation, 10)
+        assert out.status == "sat" and replay(bad.replay, out.model)[0]
+        nan_in = transcendental_transfer(op, Dom.interval(lo[0, 0], hi[0, 0], True),
+                                         Dom.interval(F32(-np.inf), F32(np.inf)), "n", {})
+        assert Z3Solver().check(nan_in.violation, 10).status == "sat"  # NaN propagates
+    b = Builder()
+    x = b.input((1, 2), "x")
+    g = b.build([b.eqn("sin", [x], name="s")])
+    assert [i.op for i in generate(g, ibp(g, np.zeros((1, 2), F32), np.ones((1, 2), F32)), "t")] == ["sin"]
