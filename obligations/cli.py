@@ -61,6 +61,9 @@ def add_parser(sub) -> None:
     d.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-obligation time limit")
     d.add_argument("--cache", metavar="DB", help="proof cache (default DIR/cache.sqlite)")
     d.add_argument("--no-cache", action="store_true", help="do not read or write a proof cache")
+    d.add_argument("--real-solver", choices=["z3", "cvc5", "pysmt-z3", "pysmt-cvc5"],
+                   help="solver for the real-arithmetic (QF_LRA) obligations; default: --solver, or z3 "
+                        "when --solver has no real arithmetic (bitwuzla). Not used with --scheduler")
     d.add_argument("--no-corners", action="store_true",
                    help="send every obligation to the solver (no corner route even when the library "
                         "monotonicity lemmas are recorded as proved)")
@@ -143,7 +146,7 @@ def cmd_discharge(args) -> int:
     opts = DischargeOptions(solver=args.solver, jobs=args.jobs, timeout_s=args.timeout,
                             cache="" if args.no_cache else args.cache, progress=not args.quiet,
                             proved_lemmas=frozenset() if args.no_corners else frozenset(proved_route_lemmas()),
-                            scheduler=args.scheduler)
+                            scheduler=args.scheduler, real_solver=args.real_solver)
     summary = discharge(args.dir, opts)
     print(summary_table(summary))
     c = summary["counts"]

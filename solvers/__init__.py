@@ -12,12 +12,16 @@ __all__ = ["Outcome", "get_solver"]
 
 
 def get_solver(name: str):
-    """A fresh solver backend by name (``z3``, ``bitwuzla``, ``cvc5``): one context per call."""
+    """A fresh solver backend by name (``z3``, ``bitwuzla``, ``cvc5``, or ``pysmt-z3`` /
+    ``pysmt-cvc5`` for real-arithmetic obligations only): one context per call."""
     if name == "z3":
         from .z3_backend import Z3Solver
         return Z3Solver()
+    if name.startswith("pysmt-"):
+        from .pysmt_backend import PysmtSolver
+        return PysmtSolver(name.split("-", 1)[1])
     if name in ("bitwuzla", "cvc5"):
         from .text_backends import TEXT_BACKENDS
         return TEXT_BACKENDS[name]()
     from nnlemma.errors import NnlemmaError
-    raise NnlemmaError(f"unknown solver {name!r}; choose z3, bitwuzla or cvc5")
+    raise NnlemmaError(f"unknown solver {name!r}; choose z3, bitwuzla, cvc5, pysmt-z3 or pysmt-cvc5")

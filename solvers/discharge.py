@@ -45,13 +45,16 @@ class DischargeOptions:
     proved_lemmas: frozenset[str] = frozenset()
     scheduler: str | None = None  # a Dask scheduler address (tcp://HOST:PORT) instead of a local pool
     results_name: str = "results.json"
+    real_solver: str | None = None  # for QF_LRA obligations (e.g. pysmt-cvc5); default: see _solve
 
 
 _WORKER: dict = {}  # per worker *process*: its own solver context (never shared)
 
 
-def _init_worker(solver: str) -> None:
+def _init_worker(solver: str, real_solver: str | None = None) -> None:
     _WORKER["solver"] = get_solver(solver)
+    if real_solver:
+        _WORKER["reals"] = get_solver(real_solver)
 
 
 # solvers without real arithmetic hand QF_LRA/QF_FPLRA obligations to Z3
@@ -60,7 +63,7 @@ _NO_REALS = {"bitwuzla"}
 
 def _solve(path: str, timeout_s: float, logic: str = "QF_FP") -> Outcome:
     solver = _WORKER.get("solver")
-    if logic != "QF_FP" and getattr(solver, "name", None) in _NO_REALS:
+    if logic != "QF_FP" and ("reals" in _WORKER or getattr(solver, "name", None) in _NO_REALS):
         solver = _WORKER.setdefault("reals", get_solver("z3"))
     try:
         text = Path(path).read_text()
@@ -161,9 +164,10 @@ def discharge(directory: str | os.PathLike, options: DischargeOptions | None = N
         pool = DaskPool(opts.scheduler, opts.solver)
         jobs = pool.workers
     else:
-        pool = ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(opts.solver,)) if jobs > 1 else None
+        pool = ProcessPoolExecutor(jobs, initializer=_init_worker,
+                                   initargs=(opts.solver, opts.real_solver)) if jobs > 1 else None
     if pool is None:
-        _init_worker(opts.solver)
+        _init_worker(opts.solver, opts.real_solver)
     inflight: dict = {}
     try:
         with open(rows_path, "w") as rows:

@@ -92,3 +92,19 @@ def test_cross_check_reports_a_disagreement(tmp_path):
     (tmp_path / "results.b.json").write_text(rows(["proved", "refuted", "proved"]))
     cc = cross_check(tmp_path, "results.json", "results.b.json")
     assert cc["compared"] == 3 and [d["id"] for d in cc["disagreements"]] == ["o1"]
+
+
+def test_real_obligations_through_pysmt(tmp_path):
+    mlp(tmp_path / "m.json")
+    spec = tmp_path / "p.vnnlib"
+    spec.write_text("(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n"
+                    "(assert (>= X_0 0.0))\n(assert (<= X_0 0.25))\n(assert (>= X_1 -0.5))\n"
+                    "(assert (<= X_1 0.5))\n(assert (<= Y_0 -100.0))\n")
+    d = tmp_path / "obl"
+    assert main(["obligations", "generate", str(tmp_path / "m.json"), "--vnnlib", str(spec), "-o", str(d),
+                 "--quiet"]) == 0
+    assert main(["obligations", "discharge", str(d), "--jobs", "1", "--quiet", "--solver", "bitwuzla",
+                 "--real-solver", "pysmt-cvc5"]) == 0
+    rows = json.loads((d / "results.json").read_text())["obligations"]
+    comp = [r for r in rows if r["kind"] == "composition"]
+    assert comp and all(r["solver"] == "pysmt-cvc5" and r["status"] == "proved" for r in comp)

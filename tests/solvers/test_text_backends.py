@@ -232,3 +232,22 @@ def test_cross_check_agrees_and_catches_a_liar(caplog):
     assert not r["agree"] and r["statuses"] == {"bitwuzla": "unsat", "liar": "sat"}
     assert "liar" in r["disagreement"] and "bitwuzla" in r["disagreement"]
     assert "DISAGREEMENT" in caplog.text
+
+
+def test_pysmt_backends_decide_real_obligations_and_refuse_fp():
+    """pysmt (z3 and cvc5 underneath) on the QF_LRA composition lemmas: same answers, exact
+    models; an FP script is unknown, never a proof."""
+    from fractions import Fraction
+    from solvers.pysmt_backend import PysmtSolver
+    y = T.var("y", T.REAL)
+    sat = T.and_(T.r_le(T.real(Fraction(1, 3)), y), T.r_le(T.r_mul(T.real(3), y), T.real(1)))
+    unsat = T.and_(T.r_le(T.real(Fraction(1, 3)), y), T.r_lt(T.r_mul(T.real(3), y), T.real(1)))
+    for backend in ("z3", "cvc5"):
+        s = PysmtSolver(backend)
+        out = s.check(sat, 10)
+        assert out.status == "sat" and out.model["y"] == Fraction(1, 3), out
+        assert s.check(unsat, 10).status == "unsat"
+        x = T.var("x", T.F32)
+        fp = s.check(T.fp_gt(x, T.fp_bits(0)), 10)
+        assert fp.status == "unknown" and "FloatingPoint" in fp.reason
+        assert s.check_text("(assert (bogus", 10).status == "unknown"
