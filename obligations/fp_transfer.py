@@ -11,7 +11,7 @@ bounds flag NaN as possible. Graph inputs range over the float32 values of the b
 are their exact bit patterns. Each lemma uses the op's encoding from ``encoders.fp32``, which the
 encoder-agreement tests pin to the kernel bit for bit.
 
-Folds (linear, matmul) are not encoded whole — a fan-in-50 dot product is far beyond any FP
+Folds (linear, matmul, conv2d) are not encoded whole — a fan-in-50 dot product is far beyond any FP
 solver. They are decomposed per multiply-add in the kernel's order with *interval-abstracted
 partial sums*: with ``P_0 = {+0}`` and
 
@@ -44,7 +44,7 @@ from .model import Obligation
 
 F32 = np.float32
 ELEMENTWISE = fp32.ELEMENTWISE
-FOLDS = {"linear", "matmul"}
+FOLDS = {"linear", "matmul", "conv2d"}
 MOVES = {"reshape", "transpose", "slice", "concat"}
 # correctly rounded, hence monotone non-decreasing, transcendentals (SEMANTICS.md)
 MONOTONE_TRANSCENDENTAL = {"exp", "tanh", "sigmoid"}
@@ -266,6 +266,22 @@ def partial_sums(x_lo, x_hi, x_nan, w_row) -> tuple[np.ndarray, np.ndarray, np.n
     return lo, hi, nan
 
 
+def _chain(op, xl, xh, xn, xdom, wrow, bias, claim, base, p) -> Iterator[Obligation]:
+    """The multiply-add lemmas of one output element's fold (``xdom[k]`` times ``wrow[k]`` in
+    order, from +0), then its bias (or result) lemma against the element's claim."""
+    lo, hi, nan = partial_sums(xl, xh, xn, wrow)
+    acc = Dom.point(F32(0.0))
+    for k in range(len(wrow)):
+        nxt = Dom.interval(lo[k], hi[k], nan[k])
+        yield transfer(op, {}, [acc, xdom[k], Dom.point(wrow[k])], nxt, f"{base}/mac{k}",
+                       dict(p, mac=k), step="mac")
+        acc = nxt
+    if bias is None:
+        yield transfer(op, {}, [acc], claim, f"{base}/result", dict(p, mac="result"), step="id")
+    else:
+        yield transfer(op, {}, [acc, Dom.point(bias)], claim, f"{base}/bias", dict(p, mac="bias"), step="add")
+
+
 def _fold(e, srcs, out, model, node, prov, params) -> Iterator[Obligation | Gap]:
     w_id = e.inputs[1]
     b_id = e.inputs[2] if len(e.inputs) > 2 else None
@@ -273,29 +289,45 @@ def _fold(e, srcs, out, model, node, prov, params) -> Iterator[Obligation | Gap]
         yield Gap(node, e.op, "the weight (and bias) must be parameters to decompose the fold")
         return
     w = np.asarray(params[w_id].data, F32)
-    wt = w if e.op == "linear" else w.T  # [N, K]
     bias = None if b_id is None else np.asarray(params[b_id].data, F32)
+    if e.op == "conv2d":
+        yield from _conv(e, srcs[0], w, bias, out, model, node, prov)
+        return
+    wt = w if e.op == "linear" else w.T  # [N, K]
     x_lo, x_hi, x_nan, x_const = srcs[0]
     K = wt.shape[1]
-    lead = out.lo.shape[:-1]
-    for r in np.ndindex(*lead):
+    for r in np.ndindex(*out.lo.shape[:-1]):
         xl, xh = x_lo[r], x_hi[r]
         xn = np.broadcast_to(x_nan, x_lo.shape)[r]
         xdom = [_dom_at((xl, xh, xn, None if x_const is None else x_const[r]), (k,)) for k in range(K)]
         for j in range(wt.shape[0]):
-            lo, hi, nan = partial_sums(xl, xh, xn, wt[j])
             flat = int(np.ravel_multi_index(r + (j,), out.lo.shape))
-            base = f"{model}/{node}/fp-transfer/{flat}"
-            p = dict(prov, element=list(r) + [j])
-            acc = Dom.point(F32(0.0))
-            for k in range(K):
-                nxt = Dom.interval(lo[k], hi[k], nan[k])
-                yield transfer(e.op, {}, [acc, xdom[k], Dom.point(wt[j, k])], nxt,
-                               f"{base}/mac{k}", dict(p, mac=k), step="mac")
-                acc = nxt
-            claim = _claim(out, r + (j,))
-            if bias is None:
-                yield transfer(e.op, {}, [acc], claim, f"{base}/result", dict(p, mac="result"), step="id")
-            else:
-                yield transfer(e.op, {}, [acc, Dom.point(bias[j])], claim, f"{base}/bias",
-                               dict(p, mac="bias"), step="add")
+            yield from _chain(e.op, xl, xh, xn, xdom, wt[j], None if bias is None else bias[j],
+                              _claim(out, r + (j,)), f"{model}/{node}/fp-transfer/{flat}",
+                              dict(prov, element=list(r) + [j]))
+
+
+def _conv(e, src, w, bias, out, model, node, prov) -> Iterator[Obligation]:
+    """conv2d: each output element's fold reads the zero-padded input window in (c_in, kh, kw)
+    order (SEMANTICS.md); padded positions are the constant +0, multiplied like any input."""
+    x_lo, x_hi, x_nan, x_const = src
+    a = e.attr_dict
+    (s0, s1), (d0, d1), (top, left, bottom, right) = a["stride"], a["dilation"], a["pads"]
+    shape = x_lo.shape
+    pad = np.pad(np.arange(x_lo.size).reshape(shape), ((0, 0), (0, 0), (top, bottom), (left, right)),
+                 constant_values=x_lo.size)  # index x_lo.size: a padded zero
+    ext = lambda v, z: np.append(np.asarray(v).reshape(-1), z)  # noqa: E731
+    lo_e, hi_e = ext(x_lo, F32(0)), ext(x_hi, F32(0))
+    nan_e = ext(np.broadcast_to(x_nan, shape), False)
+    const_e = None if x_const is None else ext(x_const, F32(0))
+    C, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    for n, co, oi, oj in np.ndindex(*out.lo.shape):
+        idx = np.array([pad[n, c, oi * s0 + i * d0, oj * s1 + j * d1]
+                        for c in range(C) for i in range(kh) for j in range(kw)])
+        xl, xh, xn = lo_e[idx], hi_e[idx], nan_e[idx]
+        xdom = [Dom.point(F32(0)) if t == x_lo.size else
+                _dom_at((lo_e, hi_e, nan_e, const_e), (t,)) for t in idx]
+        flat = int(np.ravel_multi_index((n, co, oi, oj), out.lo.shape))
+        yield from _chain(e.op, xl, xh, xn, xdom, w[co].reshape(-1), None if bias is None else bias[co],
+                          _claim(out, (n, co, oi, oj)), f"{model}/{node}/fp-transfer/{flat}",
+                          dict(prov, element=[n, co, oi, oj]))

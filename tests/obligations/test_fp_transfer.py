@@ -148,11 +148,11 @@ def test_nan_possible_operand_and_infinite_domains():
 def test_unsupported_op_is_a_gap_named():
     b = Builder()
     x = b.input((1, 1, 3, 3), "x")
-    y = b.eqn("conv2d", [x, b.param(np.ones((1, 1, 2, 2), F32))], name="conv")
+    y = b.eqn("sum", [x], {"axes": (3,)}, name="total")
     g = b.build([b.eqn("cos", [y], name="c")])
     items = list(generate(g, ibp(g, np.zeros((1, 1, 3, 3), F32), np.ones((1, 1, 3, 3), F32)), "m"))
     gaps = [i for i in items if isinstance(i, Gap)]
-    assert {(x.node, x.op) for x in gaps} == {("conv", "conv2d"), ("c", "cos")}
+    assert {(x.node, x.op) for x in gaps} == {("total", "sum"), ("c", "cos")}
 
 
 @pytest.fixture()
@@ -243,3 +243,38 @@ def test_monotone_transcendentals_get_endpoint_obligations():
     x = b.input((1, 2), "x")
     g = b.build([b.eqn("sin", [x], name="s")])
     assert [i.op for i in generate(g, ibp(g, np.zeros((1, 2), F32), np.ones((1, 2), F32)), "t")] == ["sin"]
+
+
+def test_conv2d_folds_are_decomposed_and_proved():
+    """conv2d with padding, stride and dilation: one lemma per multiply-add of the window in
+    (c_in, kh, kw) order (padded zeros included) plus the bias; all proved; a degenerate box's
+    attained output narrowed by one ulp is refuted and replays."""
+    rng = np.random.default_rng(7)
+    b = Builder()
+    x = b.input((1, 2, 4, 4), "x")
+    w = b.param(rng.standard_normal((2, 2, 2, 2)).astype(F32))
+    bias = b.param(rng.standard_normal(2).astype(F32))
+    g = b.build([b.eqn("conv2d", [x, w, bias], {"stride": (2, 1), "pads": (1, 0, 0, 1), "dilation": (1, 2)},
+                       name="conv")])
+    lo = rng.standard_normal((1, 2, 4, 4)).astype(F32)
+    hi = (lo + F32(0.125)).astype(F32)
+    items = list(generate(g, ibp(g, lo, hi), "c"))
+    assert not [i for i in items if isinstance(i, Gap)]
+    n_out = int(np.prod(g.output_values[0].shape))
+    assert sum("/mac" in o.id for o in items) == n_out * 8 and sum(o.id.endswith("/bias") for o in items) == n_out
+    from solvers import get_solver
+    bw = get_solver("bitwuzla")  # 4x faster than Z3 on these; Z3 covers the same formulas above
+    for o in items:
+        assert bw.check(o.violation, 30).status == "unsat", o.id
+    # degenerate box: the claim is the kernel value; one ulp less is refuted by a replaying model
+    pt = lo
+    (y,) = [interpret(g, KERNEL_RULES, [pt])[i] for i in g.outputs]
+    bias_obls = [o for o in generate(g, ibp(g, pt, pt), "c") if o.id.endswith("/bias")]
+    o = bias_obls[3]
+    claim = Dom.from_json(o.replay["claim"])
+    assert claim.lo == claim.hi == f(y.reshape(-1)[3])
+    v = np.nextafter(y.reshape(-1)[3], F32(-np.inf))
+    bad = transfer(o.op, {}, [Dom.from_json(d) for d in o.replay["operands"]], Dom.interval(v, v),
+                   "m", {}, step="add")
+    out = Z3Solver().check(bad.violation, 30)
+    assert out.status == "sat" and replay(bad.replay, out.model)[0]
