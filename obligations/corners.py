@@ -89,14 +89,16 @@ def decide(replay: dict, proved_lemmas: set[str]) -> tuple[str, dict] | None:
     with np.errstate(all="ignore"):
         if step == "mac":
             acc, x, w = doms
+            if w.const is None:  # the argument needs a fixed weight (one sign)
+                return None
             p = [(np.multiply(_f(xb), _f(w.lo), dtype=F32), xb) for xb in (x.lo, x.hi)]
             (pmin, xmin), (pmax, xmax) = sorted(p, key=lambda t: t[0])
             ends = [(np.add(_f(acc.lo), pmin, dtype=F32), {"x0": acc.lo, "x1": xmin}),
                     (np.add(_f(acc.hi), pmax, dtype=F32), {"x0": acc.hi, "x1": xmax})]
         elif step == "add":
-            acc, b = doms
-            ends = [(np.add(_f(acc.lo), _f(b.lo), dtype=F32), {"x0": acc.lo}),
-                    (np.add(_f(acc.hi), _f(b.lo), dtype=F32), {"x0": acc.hi})]
+            acc, b = doms  # monotone in both arguments: the low ends give the min, the high the max
+            ends = [(np.add(_f(acc.lo), _f(b.lo), dtype=F32), {"x0": acc.lo, "x1": b.lo}),
+                    (np.add(_f(acc.hi), _f(b.hi), dtype=F32), {"x0": acc.hi, "x1": b.hi})]
         else:
             (acc,) = doms
             ends = [(_f(acc.lo), {"x0": acc.lo}), (_f(acc.hi), {"x0": acc.hi})]

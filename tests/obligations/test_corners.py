@@ -85,3 +85,17 @@ def test_proof_store_is_checked_against_the_current_library(tmp_path):
     (tmp_path / "unknown.json").write_text(json.dumps({"rows": unknown}))
     assert proved_route_lemmas(tmp_path / "unknown.json") == {"mul-monotone"}
     assert proved_route_lemmas(tmp_path / "nothing.json") == set()
+
+
+def test_add_step_with_two_variable_operands_and_mac_with_variable_weight():
+    """The bias step's argument holds for a variable second operand too (both ends move); a
+    multiply-add whose weight is not a constant is left to the solver."""
+    a, b = Dom.interval(F32(0), F32(1)), Dom.interval(F32(-1), F32(2))
+    ok = transfer("add", {}, [a, b], Dom.interval(F32(-1), F32(3)), "t", {}, step="add")
+    assert decide(ok.replay, ALL) == ("unsat", {}) == (_Z3.check(ok.violation, 10).status, {})
+    tight = transfer("add", {}, [a, b], Dom.interval(F32(-1), np.nextafter(F32(3), F32(0))), "t", {}, step="add")
+    got = decide(tight.replay, ALL)
+    assert got[0] == "sat" == _Z3.check(tight.violation, 10).status and replay(tight.replay, got[1])[0]
+    mac = transfer("linear", {}, [a, b, Dom.interval(F32(-1), F32(1))], Dom.interval(F32(-9), F32(9)), "t", {},
+                   step="mac")
+    assert decide(mac.replay, ALL) is None
