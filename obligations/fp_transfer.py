@@ -174,6 +174,8 @@ def generate(graph: Graph, bounds: BoundsResult, model: str = "model") -> Iterat
             yield from _fold(e, srcs, out, model, node, prov, params)
         elif e.op in MOVES:
             yield from _move(e, srcs, out, model, node, prov, graph)
+        elif e.op in ("sum", "mean"):
+            yield from _reduce(e, srcs[0], out, model, node, prov)
         elif e.op in MONOTONE_TRANSCENDENTAL and e.inputs[0] not in params:
             yield from _transcendental(e, srcs, out, model, node, prov)
         else:
@@ -305,6 +307,38 @@ def _fold(e, srcs, out, model, node, prov, params) -> Iterator[Obligation | Gap]
             yield from _chain(e.op, xl, xh, xn, xdom, wt[j], None if bias is None else bias[j],
                               _claim(out, r + (j,)), f"{model}/{node}/fp-transfer/{flat}",
                               dict(prov, element=list(r) + [j]))
+
+
+def _reduce(e, src, out, model, node, prov) -> Iterator[Obligation]:
+    """sum and mean: the fold ``acc = fl(acc + x_k)`` from +0 over the reduced axes in row-major
+    order, one lemma per addition (partial sums as for the dot products, with weight 1, since
+    ``fl(x·1) = x``); then the claim (sum) or one rounded division by the count (mean)."""
+    from nnlemma.kernels.fold import _move_reduced_last
+    x_lo, x_hi, x_nan, x_const = src
+    shape = x_lo.shape
+    order, ax = _move_reduced_last(np.arange(x_lo.size).reshape(shape), e.attr_dict["axes"])
+    order = order.reshape(-1, order.shape[-1])
+    lo_f, hi_f = np.asarray(x_lo).reshape(-1), np.asarray(x_hi).reshape(-1)
+    nan_f = np.broadcast_to(x_nan, shape).reshape(-1)
+    const_f = None if x_const is None else np.asarray(x_const).reshape(-1)
+    K = order.shape[1]
+    for o, idx in enumerate(order):
+        xl, xh, xn = lo_f[idx], hi_f[idx], nan_f[idx]
+        lo, hi, nan = partial_sums(xl, xh, xn, np.ones(K, F32))
+        base, p = f"{model}/{node}/fp-transfer/{o}", dict(prov, element=o)
+        acc = Dom.point(F32(0.0))
+        for k, t in enumerate(idx):
+            nxt = Dom.interval(lo[k], hi[k], nan[k])
+            yield transfer(e.op, {}, [acc, _dom_at((lo_f, hi_f, nan_f, const_f), (t,))], nxt,
+                           f"{base}/add{k}", dict(p, add=k), step="add")
+            acc = nxt
+        claim = Dom.interval(out.lo.reshape(-1)[o], out.hi.reshape(-1)[o],
+                             np.broadcast_to(out.nan, out.lo.shape).reshape(-1)[o])
+        if e.op == "sum":
+            yield transfer(e.op, {}, [acc], claim, f"{base}/result", dict(p, add="result"), step="id")
+        else:
+            yield transfer("div", {}, [acc, Dom.point(F32(K))], claim, f"{base}/divide",
+                           dict(p, add="divide"), step="op")
 
 
 def _conv(e, src, w, bias, out, model, node, prov) -> Iterator[Obligation]:
