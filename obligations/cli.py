@@ -119,7 +119,6 @@ def cmd_generate(args) -> int:
     from .generate import generate_dir
     graph = _load(args.model)
     name = Path(args.model).stem
-    total = {}
     for suffix, lo, hi, case in _box(args, graph):
         out = Path(args.out) / suffix.lstrip(".") if suffix else Path(args.out)
         trailer = generate_dir(graph, lo, hi, out, model=name + suffix,
@@ -130,7 +129,6 @@ def cmd_generate(args) -> int:
               f"{len(trailer['gaps'])} gap(s), {trailer['seconds']:.1f} s")
         for g in trailer["gaps"]:
             print(f"  gap: {g['node']} ({g['op']}): {g['reason']}")
-        total[str(out)] = trailer
     return 0
 
 

@@ -332,8 +332,7 @@ def _reduce(e, src, out, model, node, prov) -> Iterator[Obligation]:
             yield transfer(e.op, {}, [acc, _dom_at((lo_f, hi_f, nan_f, const_f), (t,))], nxt,
                            f"{base}/add{k}", dict(p, add=k), step="add")
             acc = nxt
-        claim = Dom.interval(out.lo.reshape(-1)[o], out.hi.reshape(-1)[o],
-                             np.broadcast_to(out.nan, out.lo.shape).reshape(-1)[o])
+        claim = _claim(out, np.unravel_index(o, out.lo.shape))
         if e.op == "sum":
             yield transfer(e.op, {}, [acc], claim, f"{base}/result", dict(p, add="result"), step="id")
         else:

@@ -10,8 +10,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from encoders import fp32
-from encoders import terms as T
 from nnlemma.bounds import ibp
 from nnlemma.interpret import interpret
 from nnlemma.ir import Builder
@@ -27,29 +25,13 @@ F32 = np.float32
 f = lambda v: int(np.float32(v).view(np.uint32))  # noqa: E731
 
 
-def small_net():
-    """linear(3->2) + bias, relu, leaky_relu, maximum, a reshape and transpose, add of a param."""
-    rng = np.random.default_rng(0)
-    b = Builder()
-    x = b.input((1, 3), "x")
-    w = b.param(rng.standard_normal((2, 3)).astype(F32), "w")
-    bias = b.param(rng.standard_normal(2).astype(F32), "b")
-    h = b.eqn("linear", [x, w, bias], name="fc")
-    r = b.eqn("relu", [h], name="relu")
-    lk = b.eqn("leaky_relu", [h], {"alpha": 0.1}, name="leaky")
-    m = b.eqn("maximum", [r, lk], name="max")
-    t = b.eqn("transpose", [b.eqn("reshape", [m], {"shape": (2, 1)}, name="rs")], {"perm": (1, 0)}, name="tr")
-    out = b.eqn("add", [t, b.param(np.array([[0.5, -0.25]], F32), "c")], name="shift")
-    return b.build([out])
-
-
 def solve_all(obls, timeout=30.0):
     s = Z3Solver()
     return [(o, s.check(o.violation, timeout)) for o in obls]
 
 
-def test_small_net_every_node_covered_and_proved():
-    g = small_net()
+def test_small_net_every_node_covered_and_proved(small_net):
+    g = small_net
     lo, hi = np.array([[-0.5, 0.25, 1.0]], F32), np.array([[0.5, 0.5, 1.25]], F32)
     items = list(generate(g, ibp(g, lo, hi), "small"))
     assert not [i for i in items if isinstance(i, Gap)]
@@ -61,10 +43,10 @@ def test_small_net_every_node_covered_and_proved():
         assert out.status == "unsat", (o.id, out)
 
 
-def test_attained_bound_narrowed_one_ulp_is_refuted_and_replays():
+def test_attained_bound_narrowed_one_ulp_is_refuted_and_replays(small_net):
     """Degenerate box: IBP's bounds are the kernel's values. Claim one ulp less at each node:
     every such lemma is refuted with a model that replays on the kernel."""
-    g = small_net()
+    g = small_net
     x = np.array([[0.3, -0.7, 1.1]], F32)
     b = ibp(g, x, x)
     env = interpret(g, KERNEL_RULES, [x])
@@ -156,8 +138,8 @@ def test_unsupported_op_is_a_gap_named():
 
 
 @pytest.fixture()
-def small_dir(tmp_path):
-    g = small_net()
+def small_dir(tmp_path, small_net):
+    g = small_net
     lo, hi = np.array([[-0.5, 0.25, 1.0]], F32), np.array([[0.5, 0.5, 1.25]], F32)
     trailer = generate_dir(g, lo, hi, tmp_path / "obl", model="small")
     return tmp_path / "obl", trailer

@@ -14,7 +14,6 @@ import pytest
 
 from nnlemma.bounds import ibp
 from nnlemma.errors import NnlemmaError, SchedulerError
-from nnlemma.ir import Builder
 from obligations import manifest
 from obligations.fp_transfer import Dom, generate, transfer
 from obligations.generate import generate_dir
@@ -29,23 +28,6 @@ except ImportError:  # the dev extra installs it; CI never skips
 pytestmark = pytest.mark.skipif(distributed is None, reason="dask[distributed] is not installed")
 
 F32 = np.float32
-
-
-def small_net():
-    """The net of tests/obligations/test_fp_transfer.py: linear(3->2) + bias, relu, leaky_relu,
-    maximum, a reshape and transpose, add of a param."""
-    rng = np.random.default_rng(0)
-    b = Builder()
-    x = b.input((1, 3), "x")
-    w = b.param(rng.standard_normal((2, 3)).astype(F32), "w")
-    bias = b.param(rng.standard_normal(2).astype(F32), "b")
-    h = b.eqn("linear", [x, w, bias], name="fc")
-    r = b.eqn("relu", [h], name="relu")
-    lk = b.eqn("leaky_relu", [h], {"alpha": 0.1}, name="leaky")
-    m = b.eqn("maximum", [r, lk], name="max")
-    t = b.eqn("transpose", [b.eqn("reshape", [m], {"shape": (2, 1)}, name="rs")], {"perm": (1, 0)}, name="tr")
-    out = b.eqn("add", [t, b.param(np.array([[0.5, -0.25]], F32), "c")], name="shift")
-    return b.build([out])
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +51,10 @@ def _run(d, **kw) -> tuple[dict, dict]:
     return summary, statuses
 
 
-def test_dask_statuses_equal_local_pool_and_proved(cluster, tmp_path):
+def test_dask_statuses_equal_local_pool_and_proved(cluster, tmp_path, small_net):
     d = tmp_path / "obl"
     lo, hi = np.array([[-0.5, 0.25, 1.0]], F32), np.array([[0.5, 0.5, 1.25]], F32)
-    trailer = generate_dir(small_net(), lo, hi, d, model="small")
+    trailer = generate_dir(small_net, lo, hi, d, model="small")
     local, local_st = _run(d, jobs=2)
     dask, dask_st = _run(d, jobs=1, scheduler=cluster.scheduler_address)
     print(f"local pool: {local['_elapsed']:.2f} s, dask: {dask['_elapsed']:.2f} s "
@@ -83,10 +65,9 @@ def test_dask_statuses_equal_local_pool_and_proved(cluster, tmp_path):
     assert set(dask_st.values()) == {"proved"} and len(dask_st) == trailer["counts"]["obligations"]
 
 
-def _mutant_dir(d):
+def _mutant_dir(d, g):
     """Degenerate box: every claim is the kernel's value; each single-value claim narrowed by one
     ulp is a mutant (sat, and its model replays on the kernel)."""
-    g = small_net()
     x = np.array([[0.3, -0.7, 1.1]], F32)
     items, mutants = [], set()
     for o in generate(g, ibp(g, x, x), "small"):
@@ -105,9 +86,9 @@ def _mutant_dir(d):
     return mutants
 
 
-def test_mutants_refuted_the_same_way(cluster, tmp_path):
+def test_mutants_refuted_the_same_way(cluster, tmp_path, small_net):
     d = tmp_path / "mut"
-    mutants = _mutant_dir(d)
+    mutants = _mutant_dir(d, small_net)
     local, local_st = _run(d, jobs=2)
     local_rows = json.loads((d / "results.json").read_text())["obligations"]
     dask, dask_st = _run(d, jobs=1, scheduler=cluster.scheduler_address)
@@ -151,10 +132,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_unreachable_scheduler_is_a_quick_one_line_error(tmp_path):
+def test_unreachable_scheduler_is_a_quick_one_line_error(tmp_path, small_net):
     d = tmp_path / "obl"
     lo, hi = np.array([[-0.5, 0.25, 1.0]], F32), np.array([[0.5, 0.5, 1.25]], F32)
-    generate_dir(small_net(), lo, hi, d, model="small")
+    generate_dir(small_net, lo, hi, d, model="small")
     addr = f"tcp://127.0.0.1:{_free_port()}"
     t0 = time.monotonic()
     with pytest.raises(NnlemmaError) as err:
