@@ -274,7 +274,7 @@ def _alpha_phase(ctx, graph, semantics, iters, run) -> None:
     def f64(v):
         return tuple(a.reshape(B, -1) for a in ctx.bounds64(v))
 
-    x_lo, x_hi = f64(graph.inputs[0].id)
+    x_lo, x_hi = f64(mlp.input_id)
     zs = [f64(z) for z in mlp.z_ids[:-1]]
     if not all(np.isfinite(a).all() for z in zs for a in z) or \
             not (np.isfinite(x_lo).all() and np.isfinite(x_hi).all()):

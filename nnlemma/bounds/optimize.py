@@ -29,45 +29,82 @@ from ..ir.graph import Graph
 
 @dataclass
 class MLP:
-    """A graph that is ``reshape? → (linear → relu)* → linear``, with float64 weights."""
+    """A graph that is ``prefix → (affine → relu)* → affine`` with float64 weights, where an affine
+    layer is ``linear`` or ``matmul`` (+ ``add`` of a constant bias) and the prefix is a chain of
+    reshapes and elementwise operations with constants (input normalisation, as in ACAS Xu's ONNX
+    files). The model starts at ``input_id``, the value the first affine layer reads: the optimiser
+    takes that value's interval as its box, which is only a heuristic input (see the module note)."""
 
     input_id: int
-    z_ids: list[int]            # linear outputs z_1..z_L
+    z_ids: list[int]            # affine outputs z_1..z_L
     relu_ids: list[int]         # relu outputs h_1..h_{L-1}
     W: list[np.ndarray]         # [n_k, n_{k-1}]
     b: list[np.ndarray]         # [n_k]
 
 
+_PREFIX = {"reshape", "flatten", "add", "sub", "mul", "div", "identity"}
+
+
+def _affine(eqs, i, cur, params):
+    """The affine layer starting at ``eqs[i]`` reading ``cur``: (W [out, in], b, z id, next i) or None."""
+    e = eqs[i]
+    if e.inputs[0] != cur or e.inputs[1] not in params or e.op not in ("linear", "matmul"):
+        return None
+    if e.op == "linear":
+        if len(e.inputs) == 3 and e.inputs[2] not in params:
+            return None
+        w = params[e.inputs[1]].astype(np.float64)
+        b = params[e.inputs[2]].astype(np.float64) if len(e.inputs) == 3 else np.zeros(w.shape[0])
+        return w, b, e.out.id, i + 1
+    w = params[e.inputs[1]].astype(np.float64)
+    if w.ndim != 2:
+        return None
+    w = w.T
+    b = np.zeros(w.shape[0])
+    nxt = eqs[i + 1] if i + 1 < len(eqs) else None
+    if nxt is not None and nxt.op == "add" and nxt.inputs[0] == e.out.id and nxt.inputs[1] in params:
+        bias = params[nxt.inputs[1]]
+        if bias.size == w.shape[0] and nxt.out.shape == e.out.shape:
+            return w, bias.astype(np.float64).reshape(-1), nxt.out.id, i + 2
+    return w, b, e.out.id, i + 1
+
+
 def as_mlp(graph: Graph) -> MLP | None:
-    """Recognise a plain ReLU MLP (leading batch axis), else None."""
+    """Recognise a ReLU MLP (leading batch axis, 2-D activations), else None."""
     eqs = list(graph.equations)
     params = {p.value.id: p.data for p in graph.params}
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         return None
     cur = graph.inputs[0].id
-    if eqs and eqs[0].op == "reshape" and eqs[0].inputs[0] == cur and len(eqs[0].out.shape) == 2:
-        cur = eqs[0].out.id
-        eqs = eqs[1:]
+    i = 0
+    while i < len(eqs) and eqs[i].op in _PREFIX and eqs[i].inputs[0] == cur and \
+            all(v in params for v in eqs[i].inputs[1:]):
+        cur = eqs[i].out.id
+        i += 1
+    input_id = cur
+    shapes = {e.out.id: e.out.shape for e in eqs}
     z_ids, relu_ids, W, b = [], [], [], []
-    expect_linear = True
-    for e in eqs:
-        if expect_linear:
-            if e.op != "linear" or e.inputs[0] != cur or e.inputs[1] not in params or \
-                    (len(e.inputs) == 3 and e.inputs[2] not in params):
-                return None
-            w = params[e.inputs[1]].astype(np.float64)
-            W.append(w)
-            b.append(params[e.inputs[2]].astype(np.float64) if len(e.inputs) == 3 else np.zeros(w.shape[0]))
-            z_ids.append(e.out.id)
-        else:
-            if e.op != "relu" or e.inputs[0] != cur:
-                return None
-            relu_ids.append(e.out.id)
+    while i < len(eqs):
+        layer = _affine(eqs, i, cur, params)
+        if layer is None:
+            return None
+        w, bias, cur, i = layer
+        if len(shapes[cur]) != 2:
+            return None
+        W.append(w)
+        b.append(bias)
+        z_ids.append(cur)
+        if i == len(eqs):
+            break
+        e = eqs[i]
+        if e.op != "relu" or e.inputs[0] != cur:
+            return None
+        relu_ids.append(e.out.id)
         cur = e.out.id
-        expect_linear = not expect_linear
-    if expect_linear or cur != graph.outputs[0] or not z_ids:
+        i += 1
+    if cur != graph.outputs[0] or not z_ids or cur != z_ids[-1]:
         return None
-    return MLP(graph.inputs[0].id, z_ids, relu_ids, W, b)
+    return MLP(input_id, z_ids, relu_ids, W, b)
 
 
 class _Adam:
@@ -181,7 +218,7 @@ def alpha_crown(graph: Graph, lo, hi, semantics: str = "float32", iters: int = 2
     def f64(v):
         return tuple(a.reshape(B, -1) for a in ctx.bounds64(v))
 
-    x_lo, x_hi = f64(graph.inputs[0].id)
+    x_lo, x_hi = f64(mlp.input_id)
     zs = [f64(z) for z in mlp.z_ids[:-1]]
     if not all(np.isfinite(a).all() for z in zs for a in z) or not (np.isfinite(x_lo).all() and np.isfinite(x_hi).all()):
         return res
@@ -201,4 +238,34 @@ def alpha_crown(graph: Graph, lo, hi, semantics: str = "float32", iters: int = 2
     return res
 
 
-__all__ = ["MLP", "alpha_crown", "as_mlp", "optimize"]
+def optimized_rows(ctx, mlp: MLP, lam: np.ndarray, C: np.ndarray, signs: list[np.ndarray], iters: int,
+                   costs: bool = False):
+    """Certified lower bounds ``[S, B]`` of the rows ``lam`` (``[S, B, ...]``, row s = ``C[s]``) of
+    the MLP's output over the domains of ``ctx``, each row with its own slopes (and, on elements
+    split with ``signs`` ±1 per domain, multipliers) proposed by :func:`optimize` (deterministic) and certified
+    by :func:`nnlemma.bounds.backward.backward`. Also returns the input coefficients ``[S, B, n_in]``
+    (None if some row has none) and, with ``costs``, the intercept costs per relaxed node."""
+    from .backward import backward
+
+    B = ctx.B
+    x_lo, x_hi = (a.reshape(B, -1) for a in ctx.bounds64(mlp.input_id))
+    zs = [ctx.bounds64(z) for z in mlp.z_ids[:-1]]
+    alpha, beta, _ = optimize(mlp, x_lo, x_hi, [z[0] for z in zs], [z[1] for z in zs], signs, C, iters=iters)
+    input_id = ctx.graph.inputs[0].id
+    rows_lb, rows_A, rows_cost = [], [], {}
+    for s in range(C.shape[0]):
+        ctx.relax_cache = {}
+        ctx.alpha = {h: alpha[k][s] for k, h in enumerate(mlp.relu_ids)}
+        ctx.beta = {z: -beta[k][s] * signs[k] for k, z in enumerate(mlp.z_ids[:-1])}
+        ctx.intercept_cost = {} if costs else None
+        coeffs: dict = {}
+        rows_lb.append(backward(ctx, mlp.z_ids[-1], lam[s:s + 1], coeffs))
+        rows_A.append(coeffs.get(input_id))
+        for h, c in (ctx.intercept_cost or {}).items():
+            rows_cost.setdefault(h, []).append(c)
+    A = None if any(a is None for a in rows_A) else np.concatenate(rows_A)
+    cost = {h: np.concatenate(c) for h, c in rows_cost.items()} if costs else None
+    return np.concatenate(rows_lb), A, cost
+
+
+__all__ = ["MLP", "alpha_crown", "as_mlp", "optimize", "optimized_rows"]

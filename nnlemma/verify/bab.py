@@ -21,6 +21,7 @@ recorded (:class:`certificate.CaseRecord`) for a certificate that :mod:`checker`
 
 from __future__ import annotations
 
+import heapq
 import time
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from . import boxes as bx
 from .attack import pgd_conjunction, supports_gradient
 from .certificate import CaseRecord
 from .problem import Problem
-from .spec import SpecRows
+from .spec import SpecRows, clamped_float
 
 F32 = np.float32
 
@@ -93,7 +94,7 @@ def _pgd(problem: Problem, case: Case, rows: SpecRows, lo, hi, rng, restarts: in
     """Gradient-guided candidates in the box [lo, hi] for every unsafe conjunction, judged on the
     kernel (the gradient is a float64 heuristic; only the kernel decides)."""
     shape = problem.in_shape
-    d = np.array([_as_float(x) for x in rows.d])
+    d = np.array([clamped_float(x) for x in rows.d])
     for conj in rows.conjunctions:
         idx = list(conj)
         cands = pgd_conjunction(problem.graph, lo.reshape(shape), hi.reshape(shape), rows.C[idx], d[idx], rng,
@@ -102,13 +103,6 @@ def _pgd(problem: Problem, case: Case, rows: SpecRows, lo, hi, rng, restarts: in
         if hit:
             return hit
     return None
-
-
-def _as_float(q) -> float:
-    try:
-        return float(q)
-    except OverflowError:
-        return float(np.sign(q)) * float(np.finfo(np.float64).max)
 
 
 def undefined_points(problem: Problem, case: Case, X: np.ndarray) -> bool:
@@ -173,14 +167,15 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
     tree = CaseRecord("input", lo, hi) if opts.record_tree else None
     gradient_ok = supports_gradient(problem.graph)
     n_batches = 0
-    stack = [(lo, hi, 0, 0)]  # box, tree node, depth
+    # open boxes, most violated parent bound first: (priority, tie, box lo, box hi, tree node, depth)
+    heap = [(0.0, 0, lo, hi, 0, 0)]
+    tie = 1
     undefined = 0
     res = CaseResult("unsat")
-    while stack:
+    while heap:
         if deadline is not None and time.monotonic() > deadline:
             return CaseResult("timeout", reason="time limit reached", boxes=res.boxes)
-        batch = stack[-opts.batch:]
-        del stack[-opts.batch:]
+        batch = [heapq.heappop(heap)[2:] for _ in range(min(opts.batch, len(heap)))]
         LO = np.stack([b[0] for b in batch])
         HI = np.stack([b[1] for b in batch])
         out, why = problem.bound_rows(LO, HI, rows.C)
@@ -189,12 +184,12 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
         lb, A = out
         res.boxes += len(batch)
         safe = rows.safe(lb)
+        margin = rows.margin(lb)
         open_idx = [i for i in range(len(batch)) if not safe[i]]
         n_batches += 1
         if opts.pgd and gradient_ok and not all(safe) and n_batches % opts.pgd_every == 0:
             # local search in the open box closest to unsafe, from its centre
-            margin = np.where(safe, np.inf, -rows.margin(lb))
-            i = int(np.argmin(margin))
+            i = int(np.argmin(np.where(safe, np.inf, margin)))
             hit = _pgd(problem, case, rows, LO[i], HI[i], rng, restarts=1,
                        start=((LO[i].astype(np.float64) + HI[i]) / 2).astype(F32))
             if hit:
@@ -246,8 +241,9 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
                 dim = int(np.argmax(score))
             (l1, h1), (l2, h2), m = bx.split(l, h, dim)
             ids = tree.input_split(node, dim, m) if tree else (-1, -1)
-            stack.append((l1, h1, ids[0], depth + 1))
-            stack.append((l2, h2, ids[1], depth + 1))
+            heapq.heappush(heap, (float(margin[i]), tie, l1, h1, ids[0], depth + 1))
+            heapq.heappush(heap, (float(margin[i]), tie + 1, l2, h2, ids[1], depth + 1))
+            tie += 2
     if undefined:
         return CaseResult("unknown", reason=f"{undefined} enumerated box(es) hold points whose outputs are inf or NaN, "
                           "where the property is undefined", boxes=res.boxes, leaves=res.leaves)

@@ -31,7 +31,7 @@ from ..bounds.backward import backward
 from ..bounds.crown import prepare, tighten
 from ..bounds.domains import domain_ctx, relu_inputs
 from ..bounds.common import RELAX
-from ..bounds.optimize import optimize
+from ..bounds.optimize import optimized_rows
 from ..vnnlib import Case
 from .bab import CaseResult, Options, check_points
 from .certificate import CaseRecord
@@ -104,24 +104,8 @@ def bound_domains(problem: Problem, root, layout: Layout, flat: np.ndarray, C: n
         lb = backward(ctx, g.outputs[0], lam, coeffs)
         return lb[:, :B], empty[:B], ctx.intercept_cost, coeffs.get(g.inputs[0].id), m
     # alpha/beta-CROWN: parameters proposed by the unrounded model, each row certified by backward()
-    x_lo, x_hi = (a.reshape(m, -1) for a in ctx.bounds64(g.inputs[0].id))
-    zs = [ctx.bounds64(z) for z in mlp.z_ids[:-1]]
     sg = [np.asarray(signs.get(z, np.zeros((m, 1))), np.float64) for z in mlp.z_ids[:-1]]
-    alpha, beta, _ = optimize(mlp, x_lo, x_hi, [z[0] for z in zs], [z[1] for z in zs], sg, C, iters=alpha_iters)
-    rows_lb, rows_cost, rows_A = [], {}, []
-    for s in range(S):
-        ctx.relax_cache = {}
-        ctx.alpha = {h: alpha[k][s] for k, h in enumerate(mlp.relu_ids)}
-        ctx.beta = {z: -beta[k][s] * sg[k] for k, z in enumerate(mlp.z_ids[:-1])}
-        ctx.intercept_cost = {} if costs else None
-        coeffs = {}
-        rows_lb.append(backward(ctx, g.outputs[0], lam[s:s + 1], coeffs))
-        rows_A.append(coeffs.get(g.inputs[0].id))
-        for h, c in (ctx.intercept_cost or {}).items():
-            rows_cost.setdefault(h, []).append(c)
-    lb = np.concatenate(rows_lb)
-    A = None if any(a is None for a in rows_A) else np.concatenate(rows_A)
-    cost = {h: np.concatenate(c) for h, c in rows_cost.items()} if costs else None
+    lb, A, cost = optimized_rows(ctx, mlp, lam, C, sg, alpha_iters, costs)
     return lb[:, :B], empty[:B], cost, A, m
 
 

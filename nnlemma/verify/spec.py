@@ -88,8 +88,16 @@ class SpecRows:
     def margin(self, lb: np.ndarray) -> np.ndarray:
         """``[B]`` float: a score of how far box b is from safe (larger = closer), for ordering."""
         m = np.full(lb.shape[1], np.inf)
-        dd = np.array([float(x) for x in self.d])[:, None]
+        dd = np.array([clamped_float(x) for x in self.d])[:, None]
         vals = lb + dd
         for conj in self.conjunctions:
             m = np.minimum(m, vals[list(conj)].max(axis=0) if conj else -np.inf)
         return m
+
+
+def clamped_float(q) -> float:
+    """``float(q)``, with rationals beyond the float64 range clamped to ±max (for scores only)."""
+    try:
+        return float(q)
+    except OverflowError:
+        return float(np.sign(q)) * float(np.finfo(np.float64).max)

@@ -157,3 +157,54 @@ def test_alpha_crown_contains_kernel_outputs_and_tightens_crown(seed, semantics)
     for x in np.concatenate([X, corners]):
         y = run(g, x[None])[0]
         assert np.all(res.bounds[out].lo <= y) and np.all(y <= res.bounds[out].hi)
+
+
+def _acas_style(seed):
+    """The layout of ACAS Xu's ONNX files: x − mean on a [1,1,1,n] input, reshape, then
+    (matmul W + b → relu)* → matmul W + b."""
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(size=(1, 1, 1, 3)).astype(F32)
+    Ws = [rng.normal(size=s).astype(F32) for s in [(3, 10), (10, 10), (10, 2)]]
+    bs = [rng.normal(size=s[1]).astype(F32) for s in [(3, 10), (10, 10), (10, 2)]]
+
+    def f(x):
+        h = nl.functional.reshape(x - mean, (1, 3))
+        for k in range(3):
+            h = h @ Ws[k] + bs[k]
+            if k < 2:
+                h = nl.functional.relu(h)
+        return h
+    return nl.compile(f, [np.zeros((1, 1, 1, 3), F32)]).graph, Ws, bs
+
+
+def test_as_mlp_recognises_onnx_layout_with_normalisation_prefix():
+    g, Ws, bs = _acas_style(5)
+    mlp = as_mlp(g)
+    assert mlp is not None and len(mlp.W) == 3 and len(mlp.relu_ids) == 2
+    reshape = next(e for e in g.equations if e.op == "reshape")
+    assert mlp.input_id == reshape.out.id
+    for k in range(3):  # weights transposed to [out, in], bits unchanged
+        assert np.array_equal(mlp.W[k], Ws[k].T.astype(np.float64))
+        assert np.array_equal(mlp.b[k], bs[k].astype(np.float64))
+    adds = [e.out.id for e in g.equations if e.op == "add"]
+    assert mlp.z_ids == adds and mlp.z_ids[-1] == g.outputs[0]
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000))
+def test_alpha_crown_on_onnx_layout_is_optimised_and_contains_kernel_outputs(seed):
+    rng = np.random.default_rng(seed)
+    g, _, _ = _acas_style(seed % 53)
+    c = rng.uniform(-1, 1, (1, 1, 1, 3)).astype(F32)
+    r = F32(rng.uniform(0.05, 1.0))
+    lo, hi = c - r, c + r
+    plain = nl.bounds.crown(g, lo, hi, "float32")
+    res = nl.bounds.alpha_crown(g, lo, hi, "float32", iters=10)
+    assert res.optimized
+    out = g.outputs[0]
+    assert np.all(res.bounds[out].lo >= plain.bounds[out].lo) and np.all(res.bounds[out].hi <= plain.bounds[out].hi)
+    X = np.clip((lo.reshape(1, 3) + rng.random((400, 3)) * (hi - lo).reshape(1, 3)).astype(F32), lo.reshape(1, 3),
+                hi.reshape(1, 3))
+    for x in X:
+        y = run(g, x.reshape(1, 1, 1, 3))[0]
+        assert np.all(res.bounds[out].lo <= y) and np.all(y <= res.bounds[out].hi)
