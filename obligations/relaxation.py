@@ -22,6 +22,11 @@ What CROWN relaxes (everything else is affine, substituted exactly, or *cut* at 
   (:func:`nnlemma.bounds.backward._mccormick`): McCormick planes ``lb·a + la·b + c_lo <= a·b <=
   ub·a + la·b + c_hi`` with ``c_lo = down(−fl(la·lb))`` and ``c_hi = up(−fl(la·ub))``; Λ⁺ takes the
   lower plane and Λ⁻ the upper one.
+* ``tanh`` and ``sigmoid`` (:data:`nnlemma.bounds.common.SMOOTH`, :mod:`nnlemma.bounds.smooth`):
+  lines whose intercepts are bounded by interval arithmetic on float64 enclosures of f and f'.
+  SMT-LIB cannot state these functions, and the enclosure-check obligation (the check recorded as
+  evidence) is not generated yet: each such node is a :class:`Gap`, so a claim that rests on it
+  stays unproved.
 * Nothing else: ``clamp``, ``maximum``, ``minimum``, ``abs`` and every other op are cut at their
   sound interval (no linear bound to prove; the interval is the IBP / fp-transfer claim).
 
@@ -90,7 +95,7 @@ import numpy as np
 
 from encoders import terms as T
 from nnlemma.bounds.backward import backward, node_bounds
-from nnlemma.bounds.common import RELAX, outward
+from nnlemma.bounds.common import RELAX, SMOOTH, outward
 from nnlemma.bounds.crown import prepare, tighten
 from nnlemma.bounds.interval import SEMANTICS, Interval
 from nnlemma.bounds.linrelax import relu_relaxation
@@ -433,6 +438,10 @@ def relaxation_obligations(graph: Graph, lo, hi, model: str = "model", alpha: bo
         shape = graph.inputs[0].shape
         lo = np.asarray(lo, np.float32 if semantics == "float32" else np.float64).reshape(shape)
         hi = np.asarray(hi, lo.dtype).reshape(shape)
+    for e in graph.equations:
+        if e.op in SMOOTH:
+            yield Gap(_node_name(e), e.op, "its CROWN relaxation lines (nnlemma.bounds.smooth) have no obligation "
+                                           "generator yet: SMT-LIB cannot state the function")
     yield from obligations_for(crown_relaxations(graph, lo, hi, semantics, alpha, iters), model)
 
 

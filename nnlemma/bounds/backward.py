@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir.graph import Equation
 from ..ir.shapes import index_tuple, normalize_axes
-from .common import RELAX, U64, Ctx, gamma, relaxation
+from .common import RELAX, SMOOTH, U64, Ctx, gamma, relaxation
 from .fused import abs_dots, relax_terms, tiny_rows
 
 TINY = 2.0 ** -600
@@ -263,7 +263,7 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
         return _add_lam(lams, acc, ctx, x, new)
     if op in ("identity", "reshape", "transpose", "slice", "concat"):
         return _movement(ctx, e, lam, lams, acc)
-    if op in RELAX:
+    if op in RELAX or op in SMOOTH:
         return _relax(ctx, e, lam, lams, acc)
     return _cut(ctx, acc, z, lam)
 
@@ -346,11 +346,11 @@ def _relax(ctx, e, lam, lams, acc):
     a_lo, b_lo, a_hi, b_hi = rel
     x = e.inputs[0]
     _sub_rounding(ctx, acc, e.out.id, lam)
-    # Λ' = Λ⁺·a_lo + Λ⁻·a_hi (slopes >= 0; b_lo is 0), bias Σ Λ⁻·b_hi; the coefficients take 2
-    # float64 operations each (slack γ_2·Σ|Λ'|·max|x|)
-    new, bias, mag, small = relax_terms(lam, a_lo, a_hi, b_hi, ctx.xmax(x), TINY)
+    # Λ' = Λ⁺·a_lo + Λ⁻·a_hi, bias Σ Λ⁺·b_lo + Λ⁻·b_hi; the coefficients take 2 float64
+    # operations each (slack γ_2·Σ|Λ'|·max|x|)
+    new, bias, bias_abs, mag, small = relax_terms(lam, a_lo, b_lo, a_hi, b_hi, ctx.xmax(x), TINY)
     acc.check_tiny(lam, small)
-    acc.add_bias(bias, int(np.prod(lam.shape[2:])))
+    acc.add_bias(bias, int(np.prod(lam.shape[2:])), bias_abs)
     if ctx.intercept_cost is not None:
         ctx.intercept_cost[e.out.id] = -np.minimum(lam, 0) * b_hi
     if x not in ctx.params:

@@ -10,6 +10,7 @@ import numpy as np
 from ..ir.graph import Equation, Graph
 from .interval import Interval
 from .linrelax import relu_relaxation
+from .smooth import smooth_relaxation
 
 U64 = 2.0 ** -53
 MIN_SUB_ERR = 2.0 ** -150
@@ -22,7 +23,8 @@ def gamma(n: int) -> float:
 
 AFFINE = {"linear", "matmul", "add", "sub", "neg", "mul", "div", "sum", "mean", "identity", "reshape",
           "transpose", "slice", "concat"}
-RELAX = {"relu", "leaky_relu"}
+RELAX = {"relu", "leaky_relu"}   # piecewise linear: relaxed, and splittable by ReLU branch and bound
+SMOOTH = {"tanh", "sigmoid"}      # S-shaped: relaxed (nnlemma.bounds.smooth), never split
 
 
 @dataclass
@@ -88,6 +90,8 @@ def relaxation(ctx: Ctx, e: Equation):
         l, u = ctx.bounds64(x)
         if not (np.isfinite(l).all() and np.isfinite(u).all()) or iv.nan.any() or x in ctx.params:
             hit = None
+        elif e.op in SMOOTH:
+            hit = smooth_relaxation(e.op, l, u)
         else:
             s = dict(e.attrs).get("alpha", 0.0) if e.op == "leaky_relu" else 0.0
             hit = relu_relaxation(l, u, ctx.alpha.get(e.out.id), s)

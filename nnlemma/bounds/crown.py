@@ -7,7 +7,7 @@ graph backwards and replacing each node by linear functions of its operands:
 * affine ops (linear, matmul, add, sub, neg, mul/div by a constant, sum, mean, data movement) are
   substituted exactly;
 * relu / leaky_relu use sound linear relaxations over their input interval
-  (:mod:`nnlemma.bounds.linrelax`);
+  (:mod:`nnlemma.bounds.linrelax`), tanh / sigmoid too (:mod:`nnlemma.bounds.smooth`);
 * every other op is *cut*: the node is treated as a free variable in its (sound) interval.
 
 Float32 soundness: the kernel computes ``z = op(inputs) + δ`` where δ is the rounding of that
@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import InputError
 from ..ir.graph import Graph
 from .backward import node_bounds
-from .common import AFFINE, RELAX, Ctx, outward
+from .common import AFFINE, RELAX, SMOOTH, Ctx, outward
 from .ibp import IBP_RULES
 from .ibp import ibp as ibp_bounds
 from .interval import SEMANTICS, Interval
@@ -49,6 +49,10 @@ class _Treatment:
 CROWN_RULES = {**{op: _Treatment("substituted exactly (affine), with its float32 rounding bound") for op in AFFINE},
                **{op: _Treatment("sound linear relaxation over the input interval (alpha-optimisable)")
                   for op in RELAX},
+               **{op: _Treatment("sound linear relaxation over the input interval (chord and tangent lines, "
+                                 "intercepts bounded rigorously: nnlemma.bounds.smooth), with its float32 "
+                                 "rounding bound (half an ulp: the kernel is correctly rounded)")
+                  for op in SMOOTH},
                "mul": _Treatment("by a constant: substituted exactly; of two variables: McCormick planes "
                                  "over the operands' intervals; with its float32 rounding bound")}
 
@@ -109,7 +113,7 @@ def _after_relaxation(graph: Graph) -> set[int]:
     affine substitution, which float32 IBP already bounds exactly or tighter."""
     out: set[int] = set()
     for e in graph.equations:
-        if e.op in RELAX or any(i in out for i in e.inputs):
+        if e.op in RELAX or e.op in SMOOTH or any(i in out for i in e.inputs):
             out.add(e.out.id)
     return out
 
@@ -120,6 +124,8 @@ def tighten(ctx: Ctx) -> dict[int, int]:
     elements CROWN was looser than IBP on (reported, not hidden)."""
     graph, r = ctx.graph, SEMANTICS[ctx.semantics]
     targets = {e.inputs[0] for e in graph.equations if e.op in RELAX} & _after_relaxation(graph)
+    smooth_in = {e.inputs[0] for e in graph.equations if e.op in SMOOTH} & _after_relaxation(graph)
+    targets |= smooth_in
     looser: dict[int, int] = {}
     table = IBP_RULES[ctx.semantics]
     for e in graph.equations:
@@ -131,9 +137,11 @@ def tighten(ctx: Ctx) -> dict[int, int]:
                 ctx.err[e.out.id] = err
         if e.out.id not in targets or not e.out.shape or e.out.shape[0] != ctx.B:
             continue
-        # only elements whose sign IBP leaves open need CROWN: the relaxation of the others is
-        # already exact
+        # only elements whose sign IBP leaves open need CROWN for a ReLU (the relaxation of the
+        # others is already exact); a tanh/sigmoid relaxation tightens with every narrower interval
         open_ = ((iv.lo < 0) & (iv.hi > 0)).reshape(ctx.B, -1).any(axis=0)
+        if e.out.id in smooth_in:
+            open_ = (iv.hi > iv.lo).reshape(ctx.B, -1).any(axis=0) | open_
         clo, chi = outward(*node_bounds(ctx, e.out.id, open_), ctx.semantics)
         computed = np.broadcast_to(open_.reshape((1,) + tuple(ctx.lshape(e.out.id)[1:])), iv.lo.shape)
         looser[e.out.id] = int(np.sum(computed & (clo < iv.lo)) + np.sum(computed & (chi > iv.hi)))

@@ -7,8 +7,8 @@ bits (different summation order), which the soundness argument already allows fo
 callers add that slack (:class:`nnlemma.bounds.backward._Acc`). Products ``0·inf`` are taken as 0
 (a zero coefficient ignores an unbounded range), as in ``backward._dot_terms``.
 
-* :func:`relax_terms` — the ReLU substitution: ``Λ' = Λ⁺·a_lo + Λ⁻·a_hi``, the bias
-  ``Σ Λ⁻·b_hi``, and ``Σ |Λ⁺·a_lo − Λ⁻·a_hi|·max|x|`` (the magnitude for the coefficient slack).
+* :func:`relax_terms` — the relaxation substitution: ``Λ' = Λ⁺·a_lo + Λ⁻·a_hi``, the bias
+  ``Σ Λ⁺·b_lo + Λ⁻·b_hi``, and ``Σ |Λ⁺·a_lo − Λ⁻·a_hi|·max|x|`` (the magnitude for the coefficient slack).
 * :func:`abs_dots` — ``Σ|Λ|·w1`` and ``Σ|Λ|·w2`` (rounding term and slack of a linear step).
 * :func:`tiny_rows` — rows holding a nonzero coefficient below the underflow guard.
 
@@ -25,13 +25,13 @@ except Exception:  # pragma: no cover - numba missing or broken
     njit = None
 
 
-def _relax_np(lam, a_lo, a_hi, b_hi, xm, tiny):
+def _relax_np(lam, a_lo, b_lo, a_hi, b_hi, xm, tiny):
     pos, neg = np.maximum(lam, 0), np.minimum(lam, 0)
     t_lo, t_hi = pos * a_lo, neg * a_hi
-    bias = np.where(neg == 0, 0.0, neg * b_hi).sum(axis=2)
+    terms = np.where(neg == 0, 0.0, neg * b_hi) + np.where(pos == 0, 0.0, pos * b_lo)
     with np.errstate(invalid="ignore"):
         mag = np.where(t_lo == t_hi, 0.0, np.abs(t_lo - t_hi) * xm).sum(axis=2)
-    return t_lo + t_hi, bias, mag, _tiny_np(lam, tiny)
+    return t_lo + t_hi, terms.sum(axis=2), np.abs(terms).sum(axis=2), mag, _tiny_np(lam, tiny)
 
 
 def _abs_dots_np(lam, w1, w2, tiny):
@@ -43,15 +43,17 @@ def _abs_dots_np(lam, w1, w2, tiny):
 
 if njit is not None:
     @njit(cache=True)
-    def _relax_nb(lam, a_lo, a_hi, b_hi, xm, tiny):  # pragma: no cover - compiled
+    def _relax_nb(lam, a_lo, b_lo, a_hi, b_hi, xm, tiny):  # pragma: no cover - compiled
         S, B, N = lam.shape
         new = np.empty_like(lam)
         bias = np.zeros((S, B))
+        bias_abs = np.zeros((S, B))
         mag = np.zeros((S, B))
         small = np.zeros((S, B), dtype=np.bool_)
         for s in range(S):
             for b in range(B):
                 tb = 0.0
+                ta = 0.0
                 tm = 0.0
                 sm = False
                 for n in range(N):
@@ -60,20 +62,26 @@ if njit is not None:
                     if v > 0.0:
                         t = v * a_lo[b, n]
                         new[s, b, n] = t
+                        c = v * b_lo[b, n]
+                        tb += c
+                        ta += abs(c)
                         if t != 0.0:
                             tm += abs(t) * xm[b, n]
                     elif v < 0.0:
                         t = v * a_hi[b, n]
                         new[s, b, n] = t
-                        tb += v * b_hi[b, n]
+                        c = v * b_hi[b, n]
+                        tb += c
+                        ta += abs(c)
                         if t != 0.0:
                             tm += abs(t) * xm[b, n]
                     else:
                         new[s, b, n] = 0.0
                 bias[s, b] = tb
+                bias_abs[s, b] = ta
                 mag[s, b] = tm
                 small[s, b] = sm
-        return new, bias, mag, small
+        return new, bias, bias_abs, mag, small
 
     @njit(cache=True)
     def _abs_dots_nb(lam, w1, w2, tiny):  # pragma: no cover - compiled
@@ -131,14 +139,14 @@ def _rows(v, B: int, N: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(v, (B, N)))
 
 
-def relax_terms(lam: np.ndarray, a_lo, a_hi, b_hi, xm, tiny: float):
-    """``lam`` is ``[S, B, ...]``; the others broadcast to ``[B, ...]``. Returns (Λ', bias, mag,
-    rows of Λ with a nonzero coefficient below ``tiny``)."""
+def relax_terms(lam: np.ndarray, a_lo, b_lo, a_hi, b_hi, xm, tiny: float):
+    """``lam`` is ``[S, B, ...]``; the others broadcast to ``[B, ...]``. Returns (Λ', bias, Σ of
+    the bias terms' magnitudes, mag, rows of Λ with a nonzero coefficient below ``tiny``)."""
     S, B = lam.shape[:2]
     N = int(np.prod(lam.shape[2:]))
-    args = (np.ascontiguousarray(lam, np.float64).reshape(S, B, N),) + tuple(_rows(v, B, N) for v in (a_lo, a_hi, b_hi, xm))
-    new, bias, mag, small = (_relax_nb if njit is not None else _relax_np)(*args, tiny)
-    return new.reshape(lam.shape), bias, mag, small
+    args = (np.ascontiguousarray(lam, np.float64).reshape(S, B, N),) + tuple(_rows(v, B, N) for v in (a_lo, b_lo, a_hi, b_hi, xm))
+    new, bias, bias_abs, mag, small = (_relax_nb if njit is not None else _relax_np)(*args, tiny)
+    return new.reshape(lam.shape), bias, bias_abs, mag, small
 
 
 def abs_dots(lam: np.ndarray, w1, w2, tiny: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -4,7 +4,8 @@ Used by CROWN and forward bounds, which reason about the exact (real) op applied
 operand values and add ``[−E, E]`` for the node's own rounding. The bounds come from the node's
 sound intervals:
 
-* one IEEE operation (add, sub, mul, div, the negative branch of leaky_relu): RNE errs by at most
+* one IEEE operation (add, sub, mul, div, the negative branch of leaky_relu) or correctly rounded
+  function (tanh, sigmoid, a trusted property of the kernel): RNE errs by at most
   half an ulp of its result's binade, hence by ``h(max|result|)`` (at least 2^−150 for mul/div,
   whose exact result may underflow);
 * folds (linear, matmul): per-step bounds from the replayed interval fold
@@ -59,7 +60,7 @@ def _rounding_error(ctx: Ctx, e: Equation) -> np.ndarray | None:
         return err
     if op in ("add", "sub"):
         return half_ulp_bound(zmax)
-    if op in ("mul", "div", "leaky_relu"):
+    if op in ("mul", "div", "leaky_relu", "tanh", "sigmoid"):  # tanh, sigmoid: correctly rounded
         return np.maximum(half_ulp_bound(zmax), MIN_SUB_ERR)
     if op in ("sum", "mean"):
         x = ctx.bounds[e.inputs[0]]
