@@ -112,6 +112,8 @@ def cmd_verify(args) -> int:
         return _verify_instances(args, read_instances(args.instances))
     if not args.model or not args.spec:
         raise InputError("verify needs MODEL and SPEC (or --instances CSV)")
+    if args.semantics == "real" and (args.prove or args.certificate):
+        raise InputError("--prove and --certificate back float32 verdicts only (drop them or use --semantics float32)")
     if args.certificate and not Path(args.certificate).resolve().parent.is_dir():
         raise InputError(f"{args.certificate}: the certificate's folder does not exist")
     t0 = args.started
@@ -247,8 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--timeout", type=float, metavar="S", help="wall-clock limit in seconds")
     v.add_argument("--json", metavar="OUT", help="write a JSON report")
     v.add_argument("--result", metavar="FILE", help="write the VNN-COMP result file")
-    v.add_argument("--semantics", choices=["float32"], default="float32",
-                   help="float32: the kernel's execution (the only one implemented so far)")
+    v.add_argument("--semantics", choices=["float32", "real"], default="float32",
+                   help="float32 (default): the kernel's execution on the float32 points of the input "
+                        "box; real: the exact real-arithmetic graph on the real box (counterexamples "
+                        "replayed in exact rationals; no certificate, no --prove)")
     v.add_argument("--seed", type=int, default=0, help="seed for falsification (reproducible runs)")
     v.add_argument("--instances", metavar="CSV", help="VNN-COMP instances CSV (onnx,vnnlib,timeout)")
     v.add_argument("--results-csv", metavar="OUT", help="with --instances: write the results CSV here")

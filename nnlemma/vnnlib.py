@@ -56,6 +56,37 @@ class Atom:
             return None
         return v < 0 if self.strict else v <= 0
 
+    def holds_exact(self, y) -> bool | None:
+        """Whether the atom holds at exact real outputs ``y`` (:mod:`nnlemma.exact` values:
+        Fractions, or rigorous mpmath intervals); None when an enclosure cannot decide it or a
+        used output is undefined."""
+        from mpmath import iv
+
+        from .exact import PREC
+
+        exact, enclosed = self.const, []
+        for j, c in self.coeffs:
+            v = y[j]
+            if isinstance(v, Fraction):
+                exact += c * v
+            elif isinstance(v, type(iv.mpf(0))):
+                enclosed.append((c, v))
+            else:
+                return None
+        if not enclosed:
+            return exact < 0 if self.strict else exact <= 0
+        saved, iv.prec = iv.prec, PREC  # mpmath's interval context is process-wide: restored below
+        try:
+            def q(f: Fraction):
+                return iv.mpf(f.numerator) / iv.mpf(f.denominator)
+            total = q(exact) + sum((q(c) * v for c, v in enclosed), iv.mpf(0))
+            lo, hi = total.a, total.b
+        finally:
+            iv.prec = saved
+        if (hi < 0) if self.strict else (hi <= 0):
+            return True
+        return False if ((lo >= 0) if self.strict else (lo > 0)) else None
+
     def __str__(self) -> str:
         terms = " + ".join(f"{c}*Y_{j}" for j, c in self.coeffs) or "0"
         return f"{terms} + {self.const} {'<' if self.strict else '<='} 0"
@@ -82,6 +113,27 @@ class Box:
             return None
         return lo_a, hi_a
 
+    def real_empty(self) -> bool:
+        """Whether the box holds no real point."""
+        return any(l > h or (l == h and (ls or hs))
+                   for l, h, ls, hs in zip(self.lo, self.hi, self.lo_strict, self.hi_strict))
+
+    def float64_enclosure(self) -> tuple[np.ndarray, np.ndarray]:
+        """Float64 ``[lo, hi]`` containing every real point of the box (±inf beyond float64)."""
+        lo = [float_at_most(q, False, np.float64) for q in self.lo]
+        hi = [float_at_least(q, False, np.float64) for q in self.hi]
+        return (np.array([-np.inf if v is None else v for v in lo]),
+                np.array([np.inf if v is None else v for v in hi]))
+
+    def float64_inside(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Float64 ``[lo, hi]`` holding exactly the box's float64 points; None if it has none."""
+        lo = [float_at_least(q, s, np.float64) for q, s in zip(self.lo, self.lo_strict)]
+        hi = [float_at_most(q, s, np.float64) for q, s in zip(self.hi, self.hi_strict)]
+        if any(v is None for v in lo + hi):
+            return None
+        lo_a, hi_a = np.array(lo), np.array(hi)
+        return None if np.any(lo_a > hi_a) else (lo_a, hi_a)
+
 
 @dataclass(frozen=True)
 class Case:
@@ -99,6 +151,17 @@ class Case:
                 undecided = True
         return None if undecided else False
 
+    def unsafe_at_exact(self, y) -> bool | None:
+        """:meth:`unsafe_at` for exact real outputs (see :meth:`Atom.holds_exact`)."""
+        undecided = False
+        for conj in self.unsafe:
+            vals = [a.holds_exact(y) for a in conj]
+            if all(v is True for v in vals):
+                return True
+            if not any(v is False for v in vals):
+                undecided = True
+        return None if undecided else False
+
 
 @dataclass(frozen=True)
 class Property:
@@ -108,22 +171,25 @@ class Property:
     source: str = "<string>"
 
 
-_F32_MAX = Fraction(float(np.finfo(np.float32).max))
-
-
-def _f32(q: Fraction) -> np.float32:
+def _to_float(q: Fraction, dtype) -> np.floating:
+    """q rounded to ``dtype`` (±inf beyond its range; a Fraction too large for float64 too)."""
+    try:
+        v = float(q)
+    except OverflowError:
+        v = float("inf") if q > 0 else float("-inf")
     with np.errstate(over="ignore"):
-        return np.float32(float(q))
+        return dtype(v)
 
 
-def f32_at_least(q: Fraction, strict: bool = False) -> np.float32 | None:
-    """Smallest finite float32 f with f >= q (f > q if strict); None if there is none."""
-    if q > _F32_MAX or (strict and q == _F32_MAX):
+def float_at_least(q: Fraction, strict: bool = False, dtype=np.float32) -> np.floating | None:
+    """Smallest finite ``dtype`` value f with f >= q (f > q if strict); None if there is none."""
+    top = Fraction(float(np.finfo(dtype).max))
+    if q > top or (strict and q == top):
         return None
-    if q < -_F32_MAX:
-        return np.float32(-np.finfo(np.float32).max)
-    f = _f32(q)
-    up, down = np.float32(np.inf), np.float32(-np.inf)
+    if q < -top:
+        return dtype(-np.finfo(dtype).max)
+    f = _to_float(q, dtype)
+    up, down = dtype(np.inf), dtype(-np.inf)
     ok = (lambda v: Fraction(float(v)) > q) if strict else (lambda v: Fraction(float(v)) >= q)
     while not ok(f):
         f = np.nextafter(f, up)
@@ -132,10 +198,18 @@ def f32_at_least(q: Fraction, strict: bool = False) -> np.float32 | None:
     return f
 
 
+def float_at_most(q: Fraction, strict: bool = False, dtype=np.float32) -> np.floating | None:
+    """Largest finite ``dtype`` value f with f <= q (f < q if strict); None if there is none."""
+    f = float_at_least(-q, strict, dtype)
+    return None if f is None else dtype(-f)
+
+
+def f32_at_least(q: Fraction, strict: bool = False) -> np.float32 | None:
+    return float_at_least(q, strict, np.float32)
+
+
 def f32_at_most(q: Fraction, strict: bool = False) -> np.float32 | None:
-    """Largest finite float32 f with f <= q (f < q if strict); None if there is none."""
-    f = f32_at_least(-q, strict)
-    return None if f is None else np.float32(-f)
+    return float_at_most(q, strict, np.float32)
 
 
 class _Parser:

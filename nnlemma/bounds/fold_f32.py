@@ -28,7 +28,6 @@ interval rules (which track NaN).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 

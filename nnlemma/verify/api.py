@@ -20,17 +20,19 @@ from ..ir.graph import Graph
 from ..vnnlib import Property
 from .bab import CaseResult, Options, solve_case
 from .problem import Problem
+from .spec import clamped_float
 
 
 @dataclass
 class VerifyResult:
     status: str                         # unsat / sat / unknown / timeout
-    x: np.ndarray | None = None         # counterexample input (flat float32) when sat
-    y: np.ndarray | None = None         # kernel output at x
+    x: np.ndarray | None = None         # counterexample input (flat float32; float64 in real semantics)
+    y: np.ndarray | None = None         # kernel output at x (real semantics: float64 values of y_exact)
     reason: str = ""
     seconds: float = 0.0
     cases: list[CaseResult] = field(default_factory=list)
     certificate: dict | None = None     # with verify(certificate=...), when unsat
+    y_exact: list | None = None         # real semantics: the exact outputs (Fractions or enclosures)
 
     def to_json(self) -> dict:
         d = {"status": self.status, "reason": self.reason, "seconds": round(self.seconds, 4),
@@ -39,6 +41,8 @@ class VerifyResult:
              "cases": [{"status": c.status, "reason": c.reason, "boxes": c.boxes} for c in self.cases]}
         if self.x is not None:
             d["counterexample"] = {"x": [float(v) for v in self.x], "y": [float(v) for v in self.y]}
+            if self.y_exact is not None:
+                d["counterexample"]["y_exact"] = [str(v) for v in self.y_exact]
         return d
 
 
@@ -59,8 +63,10 @@ def verify(graph: Graph, prop: Property, *, semantics: str = "float32", timeout:
     ``result.certificate`` (a JSON-ready dict) when the verdict is ``unsat``; a path also writes it
     there (atomically). Nothing is written for other verdicts (a ``sat`` counterexample is its own
     evidence)."""
-    if semantics != "float32":
-        raise InputError(f"semantics {semantics!r} is not supported by verify yet (use 'float32')")
+    if semantics not in ("float32", "real"):
+        raise InputError(f"unknown semantics {semantics!r}: use 'float32' or 'real'")
+    if semantics == "real" and certificate not in (False, None):
+        raise InputError("certificates are written for the float32 semantics only")
     start = time.monotonic()
     opts = options or Options()
     opts.seed = seed
@@ -75,8 +81,15 @@ def verify(graph: Graph, prop: Property, *, semantics: str = "float32", timeout:
     results = []
     with blas_threads(opts.threads):
         for case in prop.cases:
-            r = solve_case(problem, case, opts, deadline)
+            if semantics == "real":
+                from .real_bab import solve_case_real
+                r = solve_case_real(problem, case, opts, deadline)
+            else:
+                r = solve_case(problem, case, opts, deadline)
             results.append(r)
+            if r.status == "sat" and semantics == "real":
+                y = np.array([clamped_float(v.mid if hasattr(v, "mid") else v) for v in r.y])
+                return VerifyResult("sat", r.x, y, "", time.monotonic() - start, results, y_exact=list(r.y))
             if r.status == "sat":
                 return VerifyResult("sat", r.x, r.y, "", time.monotonic() - start, results)
     worst = next((r for r in results if r.status == "timeout"), None) or \

@@ -79,16 +79,23 @@ def supports_gradient(graph: Graph) -> bool:
     return all(e.op in _F64 for e in graph.equations)
 
 
-def gradient(graph: Graph, x: np.ndarray, out_weights, with_output: bool = False):
-    """d(Σ out_weights · output)/dx in float64 for a single-input, single-output graph.
-    ``out_weights`` may be a function of the float64 output (chosen after the forward pass);
-    with ``with_output`` the output is returned too."""
+def forward64(graph: Graph, x: np.ndarray) -> dict[int, np.ndarray]:
+    """Every value of a single-input graph in float64 arithmetic (a search heuristic only)."""
     env = {graph.inputs[0].id: x.astype(np.float64)}
     for p in graph.params:
         env[p.value.id] = p.data.astype(np.float64)
     with np.errstate(all="ignore"):
         for e in graph.equations:
             env[e.out.id] = _F64[e.op][0](*(env[i] for i in e.inputs), **dict(e.attrs))
+    return env
+
+
+def gradient(graph: Graph, x: np.ndarray, out_weights, with_output: bool = False):
+    """d(Σ out_weights · output)/dx in float64 for a single-input, single-output graph.
+    ``out_weights`` may be a function of the float64 output (chosen after the forward pass);
+    with ``with_output`` the output is returned too."""
+    env = forward64(graph, x)
+    with np.errstate(all="ignore"):
         params = {p.value.id for p in graph.params}
         y = env[graph.outputs[0]]
         w = out_weights(y) if callable(out_weights) else out_weights
@@ -108,11 +115,11 @@ def gradient(graph: Graph, x: np.ndarray, out_weights, with_output: bool = False
 
 
 def pgd_conjunction(graph: Graph, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, d: np.ndarray,
-                    rng: np.random.Generator, steps: int = 30, restarts: int = 4, start: np.ndarray | None = None
-                    ) -> np.ndarray:
+                    rng: np.random.Generator, steps: int = 30, restarts: int = 4, start: np.ndarray | None = None,
+                    dtype=np.float32) -> np.ndarray:
     """Candidates for a conjunction of atoms ``C_j·y + d_j <= 0``: signed-gradient descent on the
     currently largest atom (the max of the atoms is what must become <= 0). The first restart
-    starts at ``start`` when given. Returns ``[restarts * steps, *shape]`` float32 points."""
+    starts at ``start`` when given. Returns ``[restarts * steps, *shape]`` points of ``dtype``."""
     out = []
     width = hi.astype(np.float64) - lo.astype(np.float64)
     def worst_row(y):
@@ -126,5 +133,5 @@ def pgd_conjunction(graph: Graph, lo: np.ndarray, hi: np.ndarray, C: np.ndarray,
             g = gradient(graph, x, worst_row)
             x = np.clip(x - step * np.sign(g), lo, hi)
             step = step * 0.85
-            out.append(np.clip(x.astype(np.float32), lo, hi))
+            out.append(np.clip(x.astype(dtype), lo, hi))
     return np.stack(out)

@@ -37,7 +37,8 @@ from nnlemma.bounds.crown import crown, prepare, tighten
 from nnlemma.bounds.linrelax import relu_relaxation
 from nnlemma.ir import Builder, rebuild
 
-from exact_eval import UNDEF, UNSURE, _ends, check_real, exact_eval, s_add, s_mul
+from exact_eval import check_real
+from nnlemma.exact import UNDEF, UNSURE, _ends, exact_eval, s_add, s_mul
 from real_support import BOX_KINDS, get_net as get_real_net, make_box, real_points
 
 F32 = np.float32

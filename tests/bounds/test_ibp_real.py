@@ -22,7 +22,8 @@ from nnlemma.bounds import ibp
 from nnlemma.errors import InputError
 from nnlemma.ir import Builder
 
-from exact_eval import UNDEF, check_real, exact_eval
+from exact_eval import check_real
+from nnlemma.exact import UNDEF, exact_eval
 from real_support import BOX_KINDS, NETS, _compile, get_net, make_box, real_points  # shared with CROWN
 
 F32 = np.float32

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from kref32 import NpScalar, assert_same_bits, mixed_array, ref_linear
 from nnlemma.interpret import run
