@@ -4,8 +4,8 @@ For a target node z and a coefficient matrix Λ (``[S, B, ...]``: S bound rows p
 b), :func:`backward` computes a certified lower bound of ``Λ·z`` over the input box by walking the
 graph backwards and replacing each node by linear functions of its operands:
 
-* affine ops (linear, matmul, add, sub, neg, mul/div by a constant, sum, mean, data movement) are
-  substituted exactly;
+* affine ops (linear, matmul, conv2d, avg_pool2d, add, sub, neg, mul/div by a constant, sum,
+  mean, data movement) are substituted exactly;
 * relu / leaky_relu use sound linear relaxations over their input interval
   (:mod:`nnlemma.bounds.linrelax`), tanh / sigmoid too (:mod:`nnlemma.bounds.smooth`);
 * every other op is *cut*: the node is treated as a free variable in its (sound) interval.
@@ -53,6 +53,8 @@ CROWN_RULES = {**{op: _Treatment("substituted exactly (affine), with its float32
                                  "intercepts bounded rigorously: nnlemma.bounds.smooth), with its float32 "
                                  "rounding bound (half an ulp: the kernel is correctly rounded)")
                   for op in SMOOTH},
+               **{op: _Treatment("substituted exactly (transposed convolution), with an order-free float32 "
+                                 "rounding bound (nnlemma.bounds.conv)") for op in ("conv2d", "avg_pool2d")},
                "mul": _Treatment("by a constant: substituted exactly; of two variables: McCormick planes "
                                  "over the operands' intervals; with its float32 rounding bound")}
 

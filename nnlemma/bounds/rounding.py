@@ -10,6 +10,7 @@ sound intervals:
   whose exact result may underflow);
 * folds (linear, matmul): per-step bounds from the replayed interval fold
   (:mod:`nnlemma.bounds.fold_f32`); sum/mean: half-ulps of the running partial-sum bounds;
+  conv2d / avg_pool2d: the order-free dot-product bound γ_n·Σ|x|·|w| (:mod:`nnlemma.bounds.conv`);
 * exact ops (relu, neg, abs, data movement, maximum/minimum/clamp) need none; ops that linear
   bounds cut at their interval need none either (the interval bounds the kernel value itself).
 """
@@ -58,6 +59,13 @@ def _rounding_error(ctx: Ctx, e: Equation) -> np.ndarray | None:
         if op == "linear" and len(e.inputs) == 3:
             err = err + half_ulp_bound(zmax)
         return err
+    if op == "conv2d" and e.inputs[1] in ctx.params and e.inputs[0] not in ctx.params and \
+            all(i in ctx.params for i in e.inputs[2:]):
+        from .conv import conv_error
+        return conv_error(ctx, e)
+    if op == "avg_pool2d" and e.inputs[0] not in ctx.params:
+        from .conv import avg_pool_error
+        return avg_pool_error(ctx, e)
     if op in ("add", "sub"):
         return half_ulp_bound(zmax)
     if op in ("mul", "div", "leaky_relu", "tanh", "sigmoid"):  # tanh, sigmoid: correctly rounded
