@@ -270,6 +270,10 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
 
         step = conv2d_step if op == "conv2d" else avg_pool_step
         return step(ctx, e, lam, lams, acc, (_cut, _add_lam, _sub_rounding, _const_terms, abs_dots, TINY))
+    if op == "batch_norm":
+        from .batchnorm import batch_norm_step
+
+        return batch_norm_step(ctx, e, lam, lams, acc, (_cut, _add_lam, _sub_rounding, _const_terms, _dot_terms))
     return _cut(ctx, acc, z, lam)
 
 

@@ -4,7 +4,7 @@ For a target node z and a coefficient matrix Λ (``[S, B, ...]``: S bound rows p
 b), :func:`backward` computes a certified lower bound of ``Λ·z`` over the input box by walking the
 graph backwards and replacing each node by linear functions of its operands:
 
-* affine ops (linear, matmul, conv2d, avg_pool2d, add, sub, neg, mul/div by a constant, sum,
+* affine ops (linear, matmul, conv2d, avg_pool2d, batch_norm, add, sub, neg, mul/div by a constant, sum,
   mean, data movement) are substituted exactly;
 * relu / leaky_relu use sound linear relaxations over their input interval
   (:mod:`nnlemma.bounds.linrelax`), tanh / sigmoid too (:mod:`nnlemma.bounds.smooth`);
@@ -55,6 +55,9 @@ CROWN_RULES = {**{op: _Treatment("substituted exactly (affine), with its float32
                   for op in SMOOTH},
                **{op: _Treatment("substituted exactly (transposed convolution), with an order-free float32 "
                                  "rounding bound (nnlemma.bounds.conv)") for op in ("conv2d", "avg_pool2d")},
+               "batch_norm": _Treatment("with constant statistics: substituted exactly per channel, with an "
+                                        "enclosure of 1/sqrt(var + eps) and its four float32 roundings "
+                                        "(nnlemma.bounds.batchnorm)"),
                "mul": _Treatment("by a constant: substituted exactly; of two variables: McCormick planes "
                                  "over the operands' intervals; with its float32 rounding bound")}
 

@@ -11,6 +11,7 @@ sound intervals:
 * folds (linear, matmul): per-step bounds from the replayed interval fold
   (:mod:`nnlemma.bounds.fold_f32`); sum/mean: half-ulps of the running partial-sum bounds;
   conv2d / avg_pool2d: the order-free dot-product bound γ_n·Σ|x|·|w| (:mod:`nnlemma.bounds.conv`);
+  batch_norm: its four roundings carried through the affine map (:mod:`nnlemma.bounds.batchnorm`);
 * exact ops (relu, neg, abs, data movement, maximum/minimum/clamp) need none; ops that linear
   bounds cut at their interval need none either (the interval bounds the kernel value itself).
 """
@@ -66,6 +67,9 @@ def _rounding_error(ctx: Ctx, e: Equation) -> np.ndarray | None:
     if op == "avg_pool2d" and e.inputs[0] not in ctx.params:
         from .conv import avg_pool_error
         return avg_pool_error(ctx, e)
+    if op == "batch_norm":
+        from .batchnorm import applicable, batch_norm_error
+        return batch_norm_error(ctx, e) if applicable(ctx, e) else None
     if op in ("add", "sub"):
         return half_ulp_bound(zmax)
     if op in ("mul", "div", "leaky_relu", "tanh", "sigmoid"):  # tanh, sigmoid: correctly rounded
