@@ -92,6 +92,8 @@ def relaxation(ctx: Ctx, e: Equation):
             hit = None
         elif e.op in SMOOTH:
             hit = smooth_relaxation(e.op, l, u)
+            if not all(np.isfinite(c).all() for c in hit):  # at the float64 limits: cut instead
+                hit = None
         else:
             s = dict(e.attrs).get("alpha", 0.0) if e.op == "leaky_relu" else 0.0
             hit = relu_relaxation(l, u, ctx.alpha.get(e.out.id), s)

@@ -38,8 +38,9 @@ _TRIG_LIMIT = 2.0 ** 17
 
 
 def _widen_rel(r: Rounding, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lo = lo - (np.abs(lo) * _F64_FN_REL + 2.0 ** -1000)
-    hi = hi + (np.abs(hi) * _F64_FN_REL + 2.0 ** -1000)
+    """Twice the assumed accuracy: sigmoid adds an add and a division to exp, each rounded."""
+    lo = lo - (np.abs(lo) * (2 * _F64_FN_REL) + 2.0 ** -1000)
+    hi = hi + (np.abs(hi) * (2 * _F64_FN_REL) + 2.0 ** -1000)
     return r.down(lo), r.up(hi)
 
 

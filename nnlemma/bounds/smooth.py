@@ -16,12 +16,16 @@ The interval is cut at 0 into a convex and a concave part, and on each part:
   right side is linear in x, so its maximum over the part is at an end. Where g is convex the
   tangent lies below, giving the minimum the same way.
 
-Every value of f is enclosed rigorously: the float64 library value, widened by the relative
+Every value of f is enclosed rigorously: the float64 library value, widened by twice the relative
 accuracy assumed of numpy's float64 tanh/exp (:data:`nnlemma.bounds.ibp._F64_FN_REL`, the same
-trust assumption the kernel's correctly rounded transcendentals rest on; see TRUST.md), and every
+trust assumption the kernel's correctly rounded transcendentals rest on; see TRUST.md — twice,
+because sigmoid is computed as exp, then an add and a division, each rounded once more), and every
 operation on the enclosures is rounded outward with ``nextafter``. ``f'`` is enclosed from the
 enclosure of f (``tanh' = 1 − tanh²``, ``sigmoid' = s·(1 − s)``). So the intercepts hold for the
 float64 slopes actually used. Arrays are float64 with ``l <= u``, both finite (callers cut others).
+Near the float64 limits an intercept can come out infinite (never NaN: an undetermined value is
+replaced by the infinity on the safe side); :func:`nnlemma.bounds.common.relaxation` then cuts the
+node instead of relaxing it.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def enclose(name: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``lo <= f(x) <= hi`` for every float64 x (rigorous under the stated accuracy assumption)."""
     with np.errstate(all="ignore"):
         v = _F64[name](x)
-        pad = np.abs(v) * _F64_FN_REL + 2.0 ** -1000
+        pad = np.abs(v) * (2 * _F64_FN_REL) + 2.0 ** -1000
         lo, hi = _down(v - pad), _up(v + pad)
     return np.clip(lo, *_RANGE[name]), np.clip(hi, *_RANGE[name])
 
@@ -114,12 +118,13 @@ def intercepts(name: str, l: np.ndarray, u: np.ndarray, a: np.ndarray, upper: bo
         cave = _tangent_bound(name, a, np.clip(xs, l_pos, u_pos), l_pos, u_pos, upper=True)
         cand = np.where(has_neg, vex, -np.inf)
         cand = np.maximum(cand, np.where(has_pos | ~has_neg, cave, -np.inf))
-        return cand
+        return np.where(np.isnan(cand), np.inf, cand)
     # concave part: ends; convex part: tangent at the minimiser −xs, clipped into the part
     cave = np.minimum(_g_lo(name, a, l_pos), _g_lo(name, a, u_pos))
     vex = _tangent_bound(name, a, np.clip(-xs, l_neg, u_neg), l_neg, u_neg, upper=False)
     cand = np.where(has_pos | ~has_neg, cave, np.inf)
-    return np.minimum(cand, np.where(has_neg, vex, np.inf))
+    cand = np.minimum(cand, np.where(has_neg, vex, np.inf))
+    return np.where(np.isnan(cand), -np.inf, cand)
 
 
 def smooth_relaxation(name: str, l: np.ndarray, u: np.ndarray):

@@ -40,6 +40,7 @@ RANK_SLACK = 1e-6    # ... among those the float64 pass puts within this relativ
 def _exact_hit(problem: Problem, case: Case, rows: SpecRows, X: np.ndarray, inside) -> tuple | None:
     """The first candidate (float64 ``[N, n_in]``, already inside the region) whose exact outputs
     violate the property; candidates are tried in order of their float64 violation."""
+    X = X[np.isfinite(X).all(axis=1)] if len(X) else X
     if inside is None or len(X) == 0:
         return None
     X = np.clip(X, *inside)
@@ -69,7 +70,8 @@ def _ranking(problem: Problem, rows: SpecRows, X: np.ndarray) -> np.ndarray:
         worst = np.minimum(worst, vals[:, list(conj)].max(axis=1) if conj else -np.inf)
     worst = np.where(np.isnan(worst), -np.inf, worst)  # NaN in float64: let the exact replay judge
     order = np.argsort(worst, kind="stable")
-    return order[worst[order] <= RANK_SLACK * (1 + np.nanmax(np.abs(Y), axis=1)[order])]
+    scale = np.max(np.where(np.isfinite(Y), np.abs(Y), 0.0), axis=1)
+    return order[worst[order] <= RANK_SLACK * (1 + scale[order])]
 
 
 def solve_case_real(problem: Problem, case: Case, opts: Options, deadline: float | None) -> CaseResult:

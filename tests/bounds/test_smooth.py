@@ -119,3 +119,25 @@ def test_crown_relaxes_tanh_and_sigmoid_instead_of_cutting(act):
     for x in pts:
         y = run(g, x)[0]
         assert res.bounds[out].lo[0, 0] <= y[0, 0] <= res.bounds[out].hi[0, 0]
+
+
+_EXTREME = [0.0, 5e-324, 1e-310, 1e-300, 1e-8, 0.5, 20.0, 745.0, 1e5, 1e300, float(np.finfo(np.float64).max)]
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_extreme_endpoints_give_sound_lines_or_infinities_never_nan(name):
+    """Endpoints from subnormal to the float64 maximum (both signs, in every pair): every finite
+    line holds; a non-finite intercept is an infinity, never NaN (the caller then cuts)."""
+    ends = sorted({s * v for v in _EXTREME for s in (1.0, -1.0)})
+    pairs = [(a, b) for a in ends for b in ends if a <= b]
+    l, u = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    rels = smooth_relaxation(name, l, u)
+    assert not any(np.isnan(c).any() for c in rels)
+    for a in (-5e-324, 0.0, 5e-324, 0.25, 1.0, -3.0):
+        for upper in (True, False):
+            assert not np.isnan(intercepts(name, l, u, np.full(l.shape, a), upper)).any()
+    rng = np.random.default_rng(1)
+    for k, (lo, hi) in enumerate(pairs):
+        coeffs = [float(c[k]) for c in rels]
+        if all(np.isfinite(coeffs)) and hi - lo < 1e6:
+            assert _violations(name, lo, hi, *coeffs, rng) == []

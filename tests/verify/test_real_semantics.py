@@ -128,3 +128,29 @@ def test_cli_real_semantics_writes_exact_outputs(tmp_path):
     assert [Fraction(v) for v in d["counterexample"]["y_exact"]] == CANCEL.real([x])
     bad = subprocess.run(cmd[:-4] + ["--certificate", str(tmp_path / "c.json")], capture_output=True, text=True)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def _exact_out(g, x):
+    from nnlemma.exact import exact_eval
+
+    return exact_eval(g, [np.array([[Fraction(float(v)) for v in x]], dtype=object)])[g.outputs[0]].reshape(-1)
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from(["Tanh", "Sigmoid"]))
+def test_smooth_nets_sat_replays_with_enclosures(seed, act):
+    """tanh/sigmoid nets: exact outputs are 300-bit enclosures; a sat must be decided by them
+    (``unsafe_at_exact`` is True only when the enclosure lies inside the unsafe set)."""
+    import nnlemma as nl
+    from nnlemma import nn
+
+    rng = np.random.default_rng(seed)
+    m = nn.Sequential(nn.Linear(2, 8, seed=seed), getattr(nn, act)(), nn.Linear(8, 1, seed=seed + 1))
+    g = nl.compile(m, nl.tensor(np.zeros((1, 2), F32))).graph
+    vals = [float(_exact_out(g, rng.uniform(-1, 1, 2))[0].mid) for _ in range(30)]
+    t = float(np.float32(max(vals) - 1e-3))
+    prop = simple_prop(2, 1, [(-1, 1), (-1, 1)], [[ge(0, t)]])
+    res = verify(g, prop, semantics="real", timeout=20, seed=seed)
+    assert res.status != "unsat"  # a sampled point exceeds t by about 1e-3
+    if res.status == "sat":
+        assert prop.cases[0].unsafe_at_exact(list(_exact_out(g, res.x))) is True and _in_box(prop.cases[0].box, res.x)
