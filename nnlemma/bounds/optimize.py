@@ -108,9 +108,9 @@ def as_mlp(graph: Graph) -> MLP | None:
 
 
 class _Adam:
-    def __init__(self, shape, lr: float):
-        self.m = np.zeros(shape)
-        self.v = np.zeros(shape)
+    def __init__(self, shape, lr: float, dtype=np.float32):
+        self.m = np.zeros(shape, dtype)
+        self.v = np.zeros(shape, dtype)
         self.t = 0
         self.lr = lr
 
@@ -125,75 +125,100 @@ class _Adam:
 
 def optimize(mlp: MLP, lo: np.ndarray, hi: np.ndarray, zlo: list[np.ndarray], zhi: list[np.ndarray],
              signs: list[np.ndarray], C: np.ndarray, iters: int = 20, lr_alpha: float = 0.1,
-             lr_beta: float = 0.05) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+             lr_beta: float = 0.05, target: np.ndarray | None = None
+             ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """Slopes α_k ``[S, B, n_k]`` and multipliers β_k ``[S, B, n_k]`` (k = 1..L−1) that maximise the
     modelled bound, and that bound ``[S, B]`` (unrounded; for ranking only).
 
     ``lo``/``hi``: ``[B, n_0]`` input box per domain; ``zlo``/``zhi``: intervals of z_k ``[B, n_k]``
-    on each domain; ``signs``: int8 ``[B, n_k]`` split signs (0 = unsplit)."""
+    on each domain; ``signs``: int8 ``[B, n_k]`` split signs (0 = unsplit).
+
+    Every (row, domain) pair is optimised on its own, as one row of flat ``[P, n]`` arrays. The
+    model runs in float32 (twice the speed of float64 matrix products here): it only proposes
+    parameters, which the certified backward pass then uses whatever their accuracy. With
+    ``target`` (``[S]``), a pair stops being optimised once its modelled bound exceeds its row's
+    target (its atom is refuted there with room to spare); no pair left ends the loop."""
+    f = np.float32
     S, B = C.shape[0], lo.shape[0]
     L = len(mlp.W)
-    relax = []
+    W = [w.astype(f) for w in mlp.W]
+    bias = [b.astype(f) for b in mlp.b]
+    row_of, dom_of = np.repeat(np.arange(S), B), np.tile(np.arange(B), S)   # pair p = (row, domain)
+    with np.errstate(over="ignore"):
+        zlo, zhi = [z.astype(f) for z in zlo], [z.astype(f) for z in zhi]
+    relax = []   # per layer, per domain: unstable, upper slope, upper intercept, fixed lower slope
     for k in range(L - 1):
         l, u = zlo[k], zhi[k]
         unst = (l < 0) & (u > 0)
         with np.errstate(all="ignore"):
-            chord = np.where(unst, u / np.where(unst, u - l, 1.0), 0.0)
-        a_hi = np.where(l >= 0, 1.0, chord)
-        b_hi = np.where(unst, -l * chord, 0.0)
-        fixed_lo = np.where(l >= 0, 1.0, 0.0)
-        relax.append((unst, a_hi, b_hi, fixed_lo))
-    alpha = [np.broadcast_to(np.where(r[0], (zhi[k] > -zlo[k]).astype(float), r[3]), (S, B) + r[0].shape[1:]).copy()
-             for k, r in enumerate(relax)]
-    beta = [np.zeros((S, B) + r[0].shape[1:]) for r in relax]
-    s_f = [np.asarray(s, np.float64) for s in signs]
+            chord = np.where(unst, u / np.where(unst, u - l, 1.0), 0.0).astype(f)
+        relax.append((unst, np.where(l >= 0, 1.0, chord).astype(f), np.where(unst, -l * chord, 0.0).astype(f),
+                      np.where(l >= 0, 1.0, 0.0).astype(f), np.asarray(signs[k], f), (u > -l).astype(f)))
+
+    def gather(idx):
+        """Per-pair copies of the per-domain data for the pairs ``idx``."""
+        d = dom_of[idx]
+        return ([tuple(a[d] for a in r) for r in relax], lo.astype(f)[d], hi.astype(f)[d],
+                np.asarray(C, f)[row_of[idx]])
+
+    live = np.arange(S * B)
+    rel, plo, phi, lam0 = gather(live)
+    alpha = [np.where(r[0], r[5], r[3]) for r in rel]
+    beta = [np.zeros_like(a) for a in alpha]
     opt_a = [_Adam(a.shape, lr_alpha) for a in alpha]
     opt_b = [_Adam(b_.shape, lr_beta) for b_ in beta]
-    best = np.full((S, B), -np.inf)
+    best = np.full(S * B, -np.inf)
     best_a = [a.copy() for a in alpha]
     best_b = [b_.copy() for b_ in beta]
-    Cb = np.broadcast_to(C[:, None, :], (S, B, C.shape[1]))
+    tgt = None if target is None else np.asarray(target, np.float64)[row_of]
     for it in range(iters + 1):
-        # forward (the backward pass of CROWN)
-        lam = Cb
-        bound = np.zeros((S, B))
+        if tgt is not None and it > 0:
+            keep = ~(best[live] > tgt[live])
+            if not keep.any():
+                break
+            if not keep.all():
+                live = live[keep]
+                rel, plo, phi, lam0 = gather(live)
+                alpha, beta = [a[keep] for a in alpha], [b_[keep] for b_ in beta]
+                for o in opt_a + opt_b:
+                    o.m, o.v = o.m[keep], o.v[keep]
+        # forward (the backward pass of CROWN), one row per live pair
+        lam = lam0
+        bound = np.zeros(len(live), np.float64)
         mus = [None] * (L - 1)
-        lams = [None] * L
-        lams[L - 1] = lam
         for k in range(L - 2, -1, -1):
-            bound += lam @ mlp.b[k + 1]
-            mu = lam @ mlp.W[k + 1]
-            unst, a_hi, b_hi, _ = relax[k]
-            a_lo = np.where(unst, alpha[k], relax[k][3])
-            pos = mu >= 0
-            lam = np.where(pos, mu * a_lo, mu * a_hi) - beta[k] * s_f[k]
-            bound += np.einsum("sbn,bn->sb", np.minimum(mu, 0), b_hi)
+            bound += lam @ bias[k + 1]
+            mu = lam @ W[k + 1]
+            unst, a_hi, b_hi, fixed_lo, s_f, _ = rel[k]
+            a_lo = np.where(unst, alpha[k], fixed_lo)
+            lam = np.where(mu >= 0, mu * a_lo, mu * a_hi) - beta[k] * s_f
+            bound += (np.minimum(mu, 0) * b_hi).sum(axis=1)
             mus[k] = mu
-            lams[k] = lam
-        nu = lam @ mlp.W[0]
-        bound += lam @ mlp.b[0] + np.einsum("sbn,bn->sb", np.maximum(nu, 0), lo) + \
-            np.einsum("sbn,bn->sb", np.minimum(nu, 0), hi)
-        improved = bound > best
-        best = np.where(improved, bound, best)
+        nu = lam @ W[0]
+        bound += lam @ bias[0] + (np.maximum(nu, 0) * plo + np.minimum(nu, 0) * phi).sum(axis=1)
+        improved = bound > best[live]
+        best[live] = np.where(improved, bound, best[live])
         for k in range(L - 1):
-            best_a[k][improved] = alpha[k][improved]
-            best_b[k][improved] = beta[k][improved]
+            best_a[k][live[improved]] = alpha[k][improved]
+            best_b[k][live[improved]] = beta[k][improved]
         if it == iters:
             break
         # reverse mode
-        g_lam = np.where(nu >= 0, lo[None], hi[None]) @ mlp.W[0].T + mlp.b[0]
+        g_lam = np.where(nu >= 0, plo, phi) @ W[0].T + bias[0]
         for k in range(L - 1):
             mu = mus[k]
-            unst, a_hi, b_hi, fixed_lo = relax[k]
+            unst, a_hi, b_hi, fixed_lo, s_f, _ = rel[k]
             pos = mu >= 0
             g_alpha = np.where(pos & unst, g_lam * mu, 0.0)
-            g_beta = -g_lam * s_f[k]
+            g_beta = -g_lam * s_f
             a_lo = np.where(unst, alpha[k], fixed_lo)
             g_mu = g_lam * np.where(pos, a_lo, a_hi) + np.where(pos, 0.0, b_hi)
-            g_lam = g_mu @ mlp.W[k + 1].T + mlp.b[k + 1]
+            g_lam = g_mu @ W[k + 1].T + bias[k + 1]
             alpha[k] = np.clip(alpha[k] + opt_a[k].step(g_alpha), 0.0, 1.0)
-            beta[k] = np.maximum(beta[k] + opt_b[k].step(g_beta), 0.0) * (s_f[k] != 0)
-    return best_a, best_b, best
+            beta[k] = np.maximum(beta[k] + opt_b[k].step(g_beta), 0.0) * (s_f != 0)
+    shape = (S, B)
+    return ([a.reshape(shape + a.shape[1:]) for a in best_a], [b_.reshape(shape + b_.shape[1:]) for b_ in best_b],
+            best.reshape(shape))
 
 
 
@@ -239,18 +264,20 @@ def alpha_crown(graph: Graph, lo, hi, semantics: str = "float32", iters: int = 2
 
 
 def optimized_rows(ctx, mlp: MLP, lam: np.ndarray, C: np.ndarray, signs: list[np.ndarray], iters: int,
-                   costs: bool = False):
+                   costs: bool = False, target: np.ndarray | None = None):
     """Certified lower bounds ``[S, B]`` of the rows ``lam`` (``[S, B, ...]``, row s = ``C[s]``) of
     the MLP's output over the domains of ``ctx``, each row with its own slopes (and, on elements
     split with ``signs`` ±1 per domain, multipliers) proposed by :func:`optimize` (deterministic) and certified
     by :func:`nnlemma.bounds.backward.backward`. Also returns the input coefficients ``[S, B, n_in]``
-    (None if some row has none) and, with ``costs``, the intercept costs per relaxed node."""
+    (None if some row has none) and, with ``costs``, the intercept costs per relaxed node.
+    ``target``: see :func:`optimize`."""
     from .backward import backward
 
     B = ctx.B
     x_lo, x_hi = (a.reshape(B, -1) for a in ctx.bounds64(mlp.input_id))
     zs = [ctx.bounds64(z) for z in mlp.z_ids[:-1]]
-    alpha, beta, _ = optimize(mlp, x_lo, x_hi, [z[0] for z in zs], [z[1] for z in zs], signs, C, iters=iters)
+    alpha, beta, _ = optimize(mlp, x_lo, x_hi, [z[0] for z in zs], [z[1] for z in zs], signs, C, iters=iters,
+                              target=target)
     input_id = ctx.graph.inputs[0].id
     rows_lb, rows_A, rows_cost = [], [], {}
     for s in range(C.shape[0]):

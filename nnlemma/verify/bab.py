@@ -51,7 +51,7 @@ class Options:
     pgd_every: int = 4               # input splitting: local gradient search every N batches
     lookahead_depth: int = 8         # input splitting: try every dimension above this depth
     threads: int | None = 1          # BLAS threads during the search (None: library default)
-    alpha_iters: int = 5             # ReLU splitting: gradient steps choosing alpha/beta (0: plain CROWN)
+    alpha_iters: int = 20            # ReLU splitting: gradient steps choosing alpha/beta (0: plain CROWN)
     relu_refine: bool = False        # ReLU splitting: re-bound later split nodes by CROWN per domain
     input_split_max_dims: int = 16   # above this many free input dimensions, split ReLUs instead
 

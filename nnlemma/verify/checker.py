@@ -195,7 +195,7 @@ def _check_case(problem: Problem, case: Case, cc: dict, options: dict, where: st
 
             flat = np.stack([tree.signs(n, layout.total) for n in members])
             lb, empty = bound_domains(problem, root, layout, flat, rows.C, options["relu_refine"],
-                                      alpha_iters=options["alpha_iters"])[:2]
+                                      alpha_iters=options["alpha_iters"], target=rows.targets())[:2]
         stats.batches += 1
         for pos, n in enumerate(members):
             if tree.kind(n) == "empty" and not empty[pos]:

@@ -85,6 +85,12 @@ class SpecRows:
             out |= maybe[:, list(conj)].all(axis=1) if conj else True
         return out
 
+    def targets(self) -> np.ndarray:
+        """``[S]`` float: a row's lower bound above this refutes its atom with room to spare
+        (−d plus a relative margin; for stopping heuristics only — refutation is decided exactly)."""
+        t = np.array([-clamped_float(q) for q in self.d])
+        return t + 1e-6 * (1 + np.abs(t))
+
     def margin(self, lb: np.ndarray) -> np.ndarray:
         """``[B]`` float: a score of how far box b is from safe (larger = closer), for ordering."""
         m = np.full(lb.shape[1], np.inf)
