@@ -142,20 +142,18 @@ class Case:
 
     def unsafe_at(self, y: np.ndarray) -> bool | None:
         """Exact decision whether outputs ``y`` are unsafe (None if undecidable: inf/NaN outputs)."""
-        undecided = False
-        for conj in self.unsafe:
-            vals = [a.holds(y) for a in conj]
-            if all(v is True for v in vals):
-                return True
-            if not any(v is False for v in vals):
-                undecided = True
-        return None if undecided else False
+        return self._decide(lambda a: a.holds(y))
 
     def unsafe_at_exact(self, y) -> bool | None:
         """:meth:`unsafe_at` for exact real outputs (see :meth:`Atom.holds_exact`)."""
+        return self._decide(lambda a: a.holds_exact(y))
+
+    def _decide(self, holds) -> bool | None:
+        """True if some conjunction has every atom true; None if none is refuted yet some is
+        undecided; else False."""
         undecided = False
         for conj in self.unsafe:
-            vals = [a.holds_exact(y) for a in conj]
+            vals = [holds(a) for a in conj]
             if all(v is True for v in vals):
                 return True
             if not any(v is False for v in vals):

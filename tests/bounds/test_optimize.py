@@ -208,3 +208,22 @@ def test_alpha_crown_on_onnx_layout_is_optimised_and_contains_kernel_outputs(see
     for x in X:
         y = run(g, x.reshape(1, 1, 1, 3))[0]
         assert np.all(res.bounds[out].lo <= y) and np.all(y <= res.bounds[out].hi)
+
+
+def test_target_stops_pairs_that_are_done():
+    """A pair whose modelled bound passes its row's target is no longer optimised: a target of
+    −inf stops every pair after the first (plain CROWN) evaluation, +inf never stops one."""
+    g = _mlp([4, 16, 16, 3], 7)
+    lo = np.full((2, 4), -0.5)
+    hi = np.full((2, 4), 0.5)
+    ctx, _ = prepare(rebuild(g, [(2, 4)]), lo.astype(F32), hi.astype(F32), "real")
+    tighten(ctx)
+    mlp = as_mlp(ctx.graph)
+    zs = [(ctx.bounds[z].lo.astype(float), ctx.bounds[z].hi.astype(float)) for z in mlp.z_ids[:-1]]
+    args = (mlp, lo, hi, [z[0] for z in zs], [z[1] for z in zs], [np.zeros_like(z[0]) for z in zs], np.eye(3))
+    _, _, b0 = optimize(*args, iters=0)
+    _, _, b_free = optimize(*args, iters=15)
+    _, _, b_never = optimize(*args, iters=15, target=np.full(3, np.inf))
+    _, _, b_done = optimize(*args, iters=15, target=np.full(3, -np.inf))
+    assert np.array_equal(b_never, b_free) and np.array_equal(b_done, b0)
+    assert np.any(b_free > b0)

@@ -20,19 +20,9 @@ from hypothesis import strategies as st
 from nnlemma.ir.serialize import save
 from nnlemma.verify import verify
 from nnlemma.vnnlib import parse
-from planted_nets import Net, ge, le, random_mlp, simple_prop
+from planted_nets import Net, ge, in_region, le, random_mlp, simple_prop
 
 F32 = np.float32
-
-
-def _in_box(box, x) -> bool:
-    for xi, lo, hi, ls, hs in zip(x, box.lo, box.hi, box.lo_strict, box.hi_strict):
-        q = Fraction(float(xi))
-        if (q <= lo) if ls else (q < lo):
-            return False
-        if (q >= hi) if hs else (q > hi):
-            return False
-    return True
 
 
 def check_real(net: Net, prop, res, *, real_violated: bool | None = None) -> str:
@@ -42,7 +32,7 @@ def check_real(net: Net, prop, res, *, real_violated: bool | None = None) -> str
         assert x.dtype == np.float64 and x.shape == (prop.n_inputs,) and np.isfinite(x).all()
         y = [Fraction(v) for v in net.real([Fraction(float(v)) for v in x])]
         assert [Fraction(v) for v in res.y_exact] == y, "reported exact outputs differ from the replay"
-        hits = [c for c in prop.cases if _in_box(c.box, x)]
+        hits = [c for c in prop.cases if in_region(c.box, x)]
         assert hits and any(c.unsafe_at_exact(y) is True for c in hits), f"sat x={x.tolist()} does not replay"
         assert real_violated is not False, "sat on a property that holds in real arithmetic"
     if real_violated:
@@ -153,4 +143,4 @@ def test_smooth_nets_sat_replays_with_enclosures(seed, act):
     res = verify(g, prop, semantics="real", timeout=20, seed=seed)
     assert res.status != "unsat"  # a sampled point exceeds t by about 1e-3
     if res.status == "sat":
-        assert prop.cases[0].unsafe_at_exact(list(_exact_out(g, res.x))) is True and _in_box(prop.cases[0].box, res.x)
+        assert prop.cases[0].unsafe_at_exact(list(_exact_out(g, res.x))) is True and in_region(prop.cases[0].box, res.x)
