@@ -107,7 +107,13 @@ def _critical(name: str, a: np.ndarray) -> np.ndarray:
 
 
 def intercepts(name: str, l: np.ndarray, u: np.ndarray, a: np.ndarray, upper: bool) -> np.ndarray:
-    """``b`` with ``a·x + b >= f(x)`` (``upper``) or ``<= f(x)`` on [l, u], for the float64 slopes a."""
+    """``b`` with ``a·x + b >= f(x)`` (``upper``) or ``<= f(x)`` on [l, u], for the float64 slopes a
+    (overflow near the float64 limits gives infinities on the safe side, silently)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _intercepts(name, l, u, a, upper)
+
+
+def _intercepts(name, l, u, a, upper: bool) -> np.ndarray:
     xs = _critical(name, a)
     l_neg, u_neg = np.minimum(l, 0.0), np.minimum(u, 0.0)   # convex part [l_neg, u_neg] (if l < 0)
     l_pos, u_pos = np.maximum(l, 0.0), np.maximum(u, 0.0)   # concave part [l_pos, u_pos] (if u > 0)
