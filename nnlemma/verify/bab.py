@@ -54,6 +54,8 @@ class Options:
     alpha_iters: int = 20            # ReLU splitting: gradient steps choosing alpha/beta (0: plain CROWN)
     relu_refine: bool = False        # ReLU splitting: re-bound later split nodes by CROWN per domain
     input_split_max_dims: int = 16   # above this many free input dimensions, split ReLUs instead
+    input_alpha_iters: int = 20      # input splitting: boxes CROWN leaves open at least ...
+    input_alpha_depth: int = 16      # ... this deep are bounded again with that many alpha-CROWN steps
 
 
 @dataclass
@@ -184,6 +186,18 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
         lb, A = out
         res.boxes += len(batch)
         safe = rows.safe(lb)
+        if tree:
+            tree.batch(b[2] for b in batch)
+        idx = np.flatnonzero(~safe & (np.array([b[3] for b in batch]) >= opts.input_alpha_depth))
+        if opts.input_alpha_iters > 0 and len(idx) and problem.mlp(1) is not None:
+            # retry deep open boxes with optimised slopes; both bounds are certified, keep the larger
+            out, why = problem.bound_rows(LO[idx], HI[idx], rows.C, opts.input_alpha_iters, rows.targets())
+            if out is None:
+                return CaseResult("unknown", reason=why)
+            lb[:, idx] = np.maximum(lb[:, idx], out[0])
+            safe = rows.safe(lb)
+            if tree:
+                tree.batch((batch[i][2] for i in idx), opts.input_alpha_iters)
         margin = rows.margin(lb)
         open_idx = [i for i in range(len(batch)) if not safe[i]]
         n_batches += 1
@@ -194,8 +208,6 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
                        start=((LO[i].astype(np.float64) + HI[i]) / 2).astype(F32))
             if hit:
                 return CaseResult("sat", *hit, boxes=res.boxes)
-        if tree:
-            tree.batch(b[2] for b in batch)
         for i in range(len(batch)):
             if safe[i]:
                 res.leaves += 1

@@ -17,7 +17,7 @@ bit-exactly, −0 and ±inf included, whatever JSON parser reads the file.
      "cases": [{"case": i, "method": "input" | "relu" | "empty-region",
                 "lo": [...], "hi": [...],          # the case's float32 box, zeros canonical
                 "nodes": [[id, kind, ...], ...],
-                "batches": [[id, ...], ...]}]}
+                "batches": [[id, ...] | {"alpha_iters": k, "nodes": [id, ...]}, ...]}]}
 
 Node entries; node 0 is the root (the case's whole box, no ReLU sign fixed); ids are given in
 creation order:
@@ -36,7 +36,12 @@ by repeating the last one up to a power of two). Certified bounds depend on the 
 (the rounding of float64 sums over batch-shaped arrays, and which intermediate elements CROWN
 tightens, decided over the whole batch), so the checker recomputes each leaf in its batch and
 needs the bits to agree; the composition never matters for soundness (every batch element is
-bounded soundly whatever its neighbours).
+bounded soundly whatever its neighbours). An input-splitting batch written as an object was
+bounded with ReLU slopes optimised by ``k`` deterministic steps per (row, box) pair
+(:meth:`Problem.bound_rows`); the checker reruns the same steps (the slopes need no checking:
+any slope gives a sound bound). A box may be in one plain and one such batch (the search retries
+the boxes CROWN leaves open); a leaf's stored bound is checked against the larger of its
+recomputed bounds, row by row — each is a certified lower bound, so their maximum is one too.
 
 ``method = "empty-region"``: the case's box holds no float32 point; nothing else is needed.
 """
@@ -138,8 +143,10 @@ class CaseRecord:
         self.nodes.append(None)
         return len(self.nodes) - 1
 
-    def batch(self, ids) -> None:
-        self.batches.append([int(i) for i in ids])
+    def batch(self, ids, alpha_iters: int = 0) -> None:
+        """One bounding call: its node ids in order; with optimised slopes, also the step count."""
+        ids = [int(i) for i in ids]
+        self.batches.append({"alpha_iters": int(alpha_iters), "nodes": ids} if alpha_iters else ids)
 
     def input_split(self, node: int, dim: int, m) -> tuple[int, int]:
         left, right = self._new(), self._new()

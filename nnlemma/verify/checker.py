@@ -26,7 +26,9 @@ books. A certificate is valid only if all of the following hold.
 4. **Each leaf holds no violation.**
 
    * ``bound``: the leaf is recomputed in the recorded batch (same members, same order, same
-     padding), so the float64 bound computation sees the same shapes and rounds the same way.
+     padding, and for an input-splitting batch with ``alpha_iters`` the same slope steps), so the
+     float64 bound computation sees the same shapes and rounds the same way. A leaf in a plain
+     and an optimised batch takes, row by row, the larger recomputed bound (both are certified).
      Every stored bound must be ``<=`` the recomputed certified lower bound (compared exactly,
      so a bound narrowed by one ulp is rejected; ``-inf`` claims nothing and always passes), and
      the stored bounds must refute every unsafe conjunction, decided exactly in rationals
@@ -59,6 +61,7 @@ from .spec import SpecRows
 
 F32 = np.float32
 MAX_BATCH = 1 << 14           # members of one recorded batch
+MAX_ALPHA_ITERS = 1000        # slope steps of one recorded batch (bounds the checker's work)
 MAX_ENUM = 1 << 16            # float32 points of one enumerated leaf
 LEAVES = ("bound", "enumerated", "empty")
 ARITY = {"split": 6, "relu": 6, "bound": 3, "enumerated": 2, "empty": 2}
@@ -180,13 +183,14 @@ def _check_case(problem: Problem, case: Case, cc: dict, options: dict, where: st
                 raise Invalid(f"{where} node {n}: the stored bounds refute no atom of unsafe conjunction {c} "
                               f"(rows {list(conj)})")
     _check_enumerated(problem, case, tree, where, stats)
-    for members in tree.batches(cc.get("batches")):
+    best: dict[int, np.ndarray] = {}   # bound leaf -> per-row max of its recomputed bounds
+    for members, iters in tree.batches(cc.get("batches"), method):
         if not any(tree.kind(n) in ("bound", "empty") for n in members):
             continue  # nothing proved by this batch: recomputing it cannot change the verdict
         if method == "input":
             LO = np.stack([tree.box[n][0] for n in members])
             HI = np.stack([tree.box[n][1] for n in members])
-            out, why = problem.bound_rows(LO, HI, rows.C)
+            out, why = problem.bound_rows(LO, HI, rows.C, iters, rows.targets())
             if out is None:
                 raise Invalid(f"{where}: bounding fails on batch of node {members[0]} ({why})")
             lb, empty = out[0], np.zeros(len(members), bool)
@@ -200,12 +204,13 @@ def _check_case(problem: Problem, case: Case, cc: dict, options: dict, where: st
         for pos, n in enumerate(members):
             if tree.kind(n) == "empty" and not empty[pos]:
                 raise Invalid(f"{where} node {n}: marked empty, but its ReLU sign clamps are consistent")
-            if tree.kind(n) != "bound":
-                continue
-            for r in range(S):
-                if not (stored[n][r] <= lb[r, pos] or stored[n][r] == -np.inf):  # -inf claims nothing
-                    raise Invalid(f"{where} node {n} row {r}: stored bound {enc(stored[n][r])} exceeds the "
-                                  f"recomputed certified bound {enc(lb[r, pos])}")
+            if tree.kind(n) == "bound":
+                best[n] = lb[:, pos] if n not in best else np.fmax(best[n], lb[:, pos])
+    for n, lb_n in best.items():
+        for r in range(S):
+            if not (stored[n][r] <= lb_n[r] or stored[n][r] == -np.inf):  # -inf claims nothing
+                raise Invalid(f"{where} node {n} row {r}: stored bound {enc(stored[n][r])} exceeds the "
+                              f"recomputed certified bound {enc(lb_n[r])}")
     stats.leaves += sum(len(v) for v in tree.leaves.values())
 
 
@@ -335,23 +340,33 @@ class _Tree:
             v[j] = s
         return v
 
-    def batches(self, batches) -> list[list[int]]:
-        """The recorded batches, checked: known nodes, each in at most one batch, every bound or
-        empty leaf in one."""
+    def batches(self, batches, method: str) -> list[tuple[list[int], int]]:
+        """The recorded batches as (node ids, slope steps), checked: known nodes; each node in at
+        most one plain batch and, in input splitting, at most one batch with optimised slopes
+        (``{"alpha_iters": k, "nodes": [...]}``, 1 <= k <= MAX_ALPHA_ITERS); every bound or empty
+        leaf in some batch."""
         if not isinstance(batches, list):
             raise Invalid(f"{self.where}: 'batches' must be a list")
-        placed: set[int] = set()
+        placed: set[tuple[int, bool]] = set()
+        out = []
         for b in batches:
+            iters = 0
+            if isinstance(b, dict) and method == "input" and set(b) == {"alpha_iters", "nodes"}:
+                iters, b = b["alpha_iters"], b["nodes"]
+                if type(iters) is not int or not 0 < iters <= MAX_ALPHA_ITERS:
+                    raise Invalid(f"{self.where}: a batch's alpha_iters must be an integer in 1..{MAX_ALPHA_ITERS}")
             if not isinstance(b, list) or not 0 < len(b) <= MAX_BATCH:
                 raise Invalid(f"{self.where}: a batch must be a list of 1 to {MAX_BATCH} node ids")
             for n in b:
                 if type(n) is not int or n not in self.entry:
                     raise Invalid(f"{self.where}: batch member {n!r} is not a node of the tree")
-                if n in placed:
-                    raise Invalid(f"{self.where} node {n}: in two batches")
-                placed.add(n)
+                if (n, iters > 0) in placed:
+                    raise Invalid(f"{self.where} node {n}: in two batches of the same kind")
+                placed.add((n, iters > 0))
+            out.append((b, iters))
+        placed_nodes = {n for n, _ in placed}
         for kind in ("bound", "empty"):
-            missing = [n for n in self.leaves[kind] if n not in placed]
+            missing = [n for n in self.leaves[kind] if n not in placed_nodes]
             if missing:
                 raise Invalid(f"{self.where} node {missing[0]}: a {kind!r} leaf that is in no batch")
-        return batches
+        return out

@@ -13,7 +13,7 @@ from ..ir.graph import Graph
 from ..bounds.backward import backward
 from ..bounds.common import RELAX
 from ..bounds.crown import prepare, tighten
-from ..bounds.optimize import MLP, as_mlp
+from ..bounds.optimize import MLP, as_mlp, optimized_rows
 
 F32 = np.float32
 
@@ -61,10 +61,14 @@ class Problem:
         Y = run(self.batched(m), Xp.reshape((m,) + tuple(self.in_shape[1:])))[0]
         return Y.reshape(m, -1)[:n]
 
-    def bound_rows(self, lo: np.ndarray, hi: np.ndarray, C: np.ndarray):
+    def bound_rows(self, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, alpha_iters: int = 0,
+                   target: np.ndarray | None = None):
         """Certified lower bounds ``[S, B]`` of ``C·y`` over each box ``[B, n_in]`` and the input
         coefficients ``[S, B, n_in]`` of the linear lower bounds; None if bounding is impossible
-        (the reason is returned instead)."""
+        (the reason is returned instead). With ``alpha_iters`` > 0 and a ReLU MLP, each (row, box)
+        pair gets its own optimised ReLU slopes first (alpha-CROWN, deterministic, so the
+        certificate checker recomputes the same bits; ``target``: see
+        :func:`nnlemma.bounds.optimize.optimize`); the bounds are certified all the same."""
         n = lo.shape[0]
         m = pow2(n)
         if m > n:
@@ -79,9 +83,14 @@ class Problem:
         out = g.outputs[0]
         S = C.shape[0]
         lam = np.broadcast_to(C.reshape((S, 1) + tuple(self.out_shape[1:])), (S, m) + tuple(self.out_shape[1:])).copy()
-        coeffs: dict = {}
-        lb = backward(ctx, out, lam, coeffs)
-        A = coeffs.get(g.inputs[0].id)
+        mlp = self.mlp(m) if alpha_iters > 0 else None
+        if mlp is not None:
+            zeros = [np.zeros(ctx.lshape(z)) for z in mlp.z_ids[:-1]]
+            lb, A, _ = optimized_rows(ctx, mlp, lam, C, zeros, alpha_iters, target=target)
+        else:
+            coeffs: dict = {}
+            lb = backward(ctx, out, lam, coeffs)
+            A = coeffs.get(g.inputs[0].id)
         A = np.zeros((S, m, self.n_in)) if A is None else A.reshape(S, m, -1)
         self.bound_calls += 1
         return (lb[:, :n], A[:, :n]), ""

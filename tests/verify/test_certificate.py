@@ -109,6 +109,15 @@ def relu():
     return Proof(g, spec_text([(lo, hi)], t), Options(input_split_max_dims=0))
 
 
+@pytest.fixture(scope="module")
+def inp_alpha():
+    """Input splitting where every box CROWN leaves open is retried with alpha-CROWN slopes."""
+    g = mlp(12, 1)
+    lo, hi = np.array([-1, -1], F32), np.array([1, 1], F32)
+    t = F32(sampled_max(g, lo, hi) + 0.002)
+    return Proof(g, spec_text([(lo, hi)], t), Options(input_alpha_depth=0, input_alpha_iters=10))
+
+
 # -- valid certificates ------------------------------------------------------------------------
 
 def test_input_split_certificate_checks(inp):
@@ -301,6 +310,31 @@ def test_batches(inp):
     reject(inp, unbatched, f"case 0 node {leaf[0]}: a 'bound' leaf that is in no batch")
     reject(inp, lambda c: c["cases"][0]["batches"].append([leaf[0]]), f"case 0 node {leaf[0]}: in two batches")
     reject(inp, lambda c: c["cases"][0]["batches"].append([12345]), "batch member 12345 is not a node of the tree")
+
+
+def test_optimised_batches_check_and_are_needed(inp_alpha):
+    """Retried boxes sit in one plain and one optimised batch; the leaf's stored bound is the
+    larger of the two. Dropping the optimised batches, or making one plain, is rejected."""
+    batches = inp_alpha.cert["cases"][0]["batches"]
+    assert any(isinstance(b, dict) and b["alpha_iters"] == 10 for b in batches)
+    res = inp_alpha.check()
+    assert res.valid, res.reason
+
+    def plain_only(c):
+        c["cases"][0]["batches"] = [b for b in c["cases"][0]["batches"] if not isinstance(b, dict)]
+
+    reason = tampered(inp_alpha, plain_only).reason
+    assert "exceeds the recomputed certified bound" in reason, reason
+
+    def flattened(c):
+        c["cases"][0]["batches"] = [b["nodes"] if isinstance(b, dict) else b for b in c["cases"][0]["batches"]]
+
+    reject(inp_alpha, flattened, "in two batches of the same kind")
+
+    def bad_steps(c):
+        next(b for b in c["cases"][0]["batches"] if isinstance(b, dict))["alpha_iters"] = 0
+
+    reject(inp_alpha, bad_steps, "alpha_iters must be an integer in 1..")
 
 
 def test_leaf_kinds_are_rechecked(inp, relu):
