@@ -171,51 +171,52 @@ def optimize(mlp: MLP, lo: np.ndarray, hi: np.ndarray, zlo: list[np.ndarray], zh
     best_a = [a.copy() for a in alpha]
     best_b = [b_.copy() for b_ in beta]
     tgt = None if target is None else np.asarray(target, np.float64)[row_of]
-    for it in range(iters + 1):
-        if tgt is not None and it > 0:
-            keep = ~(best[live] > tgt[live])
-            if not keep.any():
+    with np.errstate(all="ignore"):  # a heuristic: NaN/inf parameters are harmless (backward() copes)
+        for it in range(iters + 1):
+            if tgt is not None and it > 0:
+                keep = ~(best[live] > tgt[live])
+                if not keep.any():
+                    break
+                if not keep.all():
+                    live = live[keep]
+                    rel, plo, phi, lam0 = gather(live)
+                    alpha, beta = [a[keep] for a in alpha], [b_[keep] for b_ in beta]
+                    for o in opt_a + opt_b:
+                        o.m, o.v = o.m[keep], o.v[keep]
+            # forward (the backward pass of CROWN), one row per live pair
+            lam = lam0
+            bound = np.zeros(len(live), np.float64)
+            mus = [None] * (L - 1)
+            for k in range(L - 2, -1, -1):
+                bound += lam @ bias[k + 1]
+                mu = lam @ W[k + 1]
+                unst, a_hi, b_hi, fixed_lo, s_f, _ = rel[k]
+                a_lo = np.where(unst, alpha[k], fixed_lo)
+                lam = np.where(mu >= 0, mu * a_lo, mu * a_hi) - beta[k] * s_f
+                bound += (np.minimum(mu, 0) * b_hi).sum(axis=1)
+                mus[k] = mu
+            nu = lam @ W[0]
+            bound += lam @ bias[0] + (np.maximum(nu, 0) * plo + np.minimum(nu, 0) * phi).sum(axis=1)
+            improved = bound > best[live]
+            best[live] = np.where(improved, bound, best[live])
+            for k in range(L - 1):
+                best_a[k][live[improved]] = alpha[k][improved]
+                best_b[k][live[improved]] = beta[k][improved]
+            if it == iters:
                 break
-            if not keep.all():
-                live = live[keep]
-                rel, plo, phi, lam0 = gather(live)
-                alpha, beta = [a[keep] for a in alpha], [b_[keep] for b_ in beta]
-                for o in opt_a + opt_b:
-                    o.m, o.v = o.m[keep], o.v[keep]
-        # forward (the backward pass of CROWN), one row per live pair
-        lam = lam0
-        bound = np.zeros(len(live), np.float64)
-        mus = [None] * (L - 1)
-        for k in range(L - 2, -1, -1):
-            bound += lam @ bias[k + 1]
-            mu = lam @ W[k + 1]
-            unst, a_hi, b_hi, fixed_lo, s_f, _ = rel[k]
-            a_lo = np.where(unst, alpha[k], fixed_lo)
-            lam = np.where(mu >= 0, mu * a_lo, mu * a_hi) - beta[k] * s_f
-            bound += (np.minimum(mu, 0) * b_hi).sum(axis=1)
-            mus[k] = mu
-        nu = lam @ W[0]
-        bound += lam @ bias[0] + (np.maximum(nu, 0) * plo + np.minimum(nu, 0) * phi).sum(axis=1)
-        improved = bound > best[live]
-        best[live] = np.where(improved, bound, best[live])
-        for k in range(L - 1):
-            best_a[k][live[improved]] = alpha[k][improved]
-            best_b[k][live[improved]] = beta[k][improved]
-        if it == iters:
-            break
-        # reverse mode
-        g_lam = np.where(nu >= 0, plo, phi) @ W[0].T + bias[0]
-        for k in range(L - 1):
-            mu = mus[k]
-            unst, a_hi, b_hi, fixed_lo, s_f, _ = rel[k]
-            pos = mu >= 0
-            g_alpha = np.where(pos & unst, g_lam * mu, 0.0)
-            g_beta = -g_lam * s_f
-            a_lo = np.where(unst, alpha[k], fixed_lo)
-            g_mu = g_lam * np.where(pos, a_lo, a_hi) + np.where(pos, 0.0, b_hi)
-            g_lam = g_mu @ W[k + 1].T + bias[k + 1]
-            alpha[k] = np.clip(alpha[k] + opt_a[k].step(g_alpha), 0.0, 1.0)
-            beta[k] = np.maximum(beta[k] + opt_b[k].step(g_beta), 0.0) * (s_f != 0)
+            # reverse mode
+            g_lam = np.where(nu >= 0, plo, phi) @ W[0].T + bias[0]
+            for k in range(L - 1):
+                mu = mus[k]
+                unst, a_hi, b_hi, fixed_lo, s_f, _ = rel[k]
+                pos = mu >= 0
+                g_alpha = np.where(pos & unst, g_lam * mu, 0.0)
+                g_beta = -g_lam * s_f
+                a_lo = np.where(unst, alpha[k], fixed_lo)
+                g_mu = g_lam * np.where(pos, a_lo, a_hi) + np.where(pos, 0.0, b_hi)
+                g_lam = g_mu @ W[k + 1].T + bias[k + 1]
+                alpha[k] = np.clip(alpha[k] + opt_a[k].step(g_alpha), 0.0, 1.0)
+                beta[k] = np.maximum(beta[k] + opt_b[k].step(g_beta), 0.0) * (s_f != 0)
     shape = (S, B)
     return ([a.reshape(shape + a.shape[1:]) for a in best_a], [b_.reshape(shape + b_.shape[1:]) for b_ in best_b],
             best.reshape(shape))

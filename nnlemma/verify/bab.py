@@ -55,7 +55,7 @@ class Options:
     relu_refine: bool = False        # ReLU splitting: re-bound later split nodes by CROWN per domain
     input_split_max_dims: int = 16   # above this many free input dimensions, split ReLUs instead
     input_alpha_iters: int = 20      # input splitting: boxes CROWN leaves open at least ...
-    input_alpha_depth: int = 16      # ... this deep are bounded again with that many alpha-CROWN steps
+    input_alpha_depth: int = 20      # ... this deep are bounded again with that many alpha-CROWN steps
 
 
 @dataclass
