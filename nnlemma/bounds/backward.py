@@ -265,10 +265,10 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
         return _movement(ctx, e, lam, lams, acc)
     if op in RELAX or op in SMOOTH:
         return _relax(ctx, e, lam, lams, acc)
-    if op in ("conv2d", "avg_pool2d"):
-        from .conv import avg_pool_step, conv2d_step
+    if op in ("conv2d", "avg_pool2d", "max_pool2d"):
+        from .conv import avg_pool_step, conv2d_step, max_pool_step
 
-        step = conv2d_step if op == "conv2d" else avg_pool_step
+        step = {"conv2d": conv2d_step, "avg_pool2d": avg_pool_step, "max_pool2d": max_pool_step}[op]
         return step(ctx, e, lam, lams, acc, (_cut, _add_lam, _sub_rounding, _const_terms, abs_dots, TINY))
     if op == "batch_norm":
         from .batchnorm import batch_norm_step

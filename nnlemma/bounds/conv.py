@@ -1,5 +1,6 @@
 """CROWN steps for conv2d and avg_pool2d: exact substitution of the affine map, its float32
-rounding bound, and the float64 slack of the substituted coefficients.
+rounding bound, and the float64 slack of the substituted coefficients. Also max_pool2d, by the
+linear bounds of a maximum over its window (:func:`max_pool_step`).
 
 **Substitution.** ``z = conv(x, W) + b`` is affine in x: ``Λ·z = Σ_x (Wᵀ ⋆ Λ)_x·x + Σ Λ·b``,
 where ``Wᵀ ⋆ Λ`` is the transposed convolution (each input element collects, over the output
@@ -168,4 +169,59 @@ def avg_pool_step(ctx, e, lam, lams, acc, helpers) -> None:
     _add_lam(lams, acc, ctx, x, conv_transpose(scaled, eye, ctx.lshape(x), stride, pads, (1, 1)))
 
 
-__all__ = ["avg_pool_error", "avg_pool_step", "conv2d_step", "conv_error", "conv_abs", "conv_transpose"]
+def max_pool_step(ctx, e, lam, lams, acc, helpers) -> None:
+    """max_pool2d (exact: no rounding) by two linear bounds per output, from the input intervals
+    of its window: below, ``z >= x_j`` for the element j with the largest lower bound (true for
+    any window element); above, ``z <= x_j`` when that element's lower bound is at least every
+    other element's upper bound (then z = x_j), else the constant ``z <= max hi``. Padding is
+    −inf, which the maximum ignores. Λ⁺ takes the lower bound and Λ⁻ the upper one; the
+    coefficients are copied unchanged and summed where windows overlap (slack γ_{kh·kw})."""
+    _cut, _add_lam, _sub_rounding, _const_terms, abs_dots, TINY = helpers
+    x, z = e.inputs[0], e.out.id
+    attrs = dict(e.attrs)
+    iv = ctx.bounds[x]
+    if x in ctx.params or len(ctx._shapes[x]) != 4 or iv.nan.any() or not (np.isfinite(iv.lo).all()
+                                                                           and np.isfinite(iv.hi).all()):
+        return _cut(ctx, acc, z, lam)
+    kernel, pads = attrs["kernel"], attrs["pads"]
+    stride = tuple(attrs["stride"] or kernel)
+    shape = ctx.lshape(x)
+    B, C, H, Wd = shape
+    _, _, oh, ow = geometry(shape, kernel[0], kernel[1], stride, pads, (1, 1))
+    lo = np.broadcast_to(iv.lo.astype(np.float64), shape)
+    hi = np.broadcast_to(iv.hi.astype(np.float64), shape)
+    flat = np.arange(C * H * Wd).reshape(1, C, H, Wd) * np.ones((B, 1, 1, 1), np.int64)
+    pad = ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3]))
+    lo_p, hi_p = np.pad(lo, pad, constant_values=-np.inf), np.pad(hi, pad, constant_values=-np.inf)
+    idx_p = np.pad(flat, pad, constant_values=-1)
+    taps = [_tap(i, j, oh, ow, stride, (1, 1)) for i in range(kernel[0]) for j in range(kernel[1])]
+    win_lo = np.stack([lo_p[(slice(None), slice(None)) + t] for t in taps])     # [T, B, C, oh, ow]
+    win_hi = np.stack([hi_p[(slice(None), slice(None)) + t] for t in taps])
+    win_idx = np.stack([idx_p[(slice(None), slice(None)) + t] for t in taps])
+    best = np.argmax(win_lo, axis=0)
+    j_star = np.take_along_axis(win_idx, best[None], 0)[0]                     # flat x index per output
+    lo_star = np.take_along_axis(win_lo, best[None], 0)[0]
+    others_hi = np.where(np.arange(len(taps)).reshape(-1, 1, 1, 1, 1) == best[None], -np.inf, win_hi).max(axis=0)
+    dominant = lo_star >= others_hi
+    max_hi = win_hi.max(axis=0)
+    S = lam.shape[0]
+    pos, neg = np.maximum(lam, 0), np.minimum(lam, 0)
+    coef = pos + np.where(dominant, neg, 0.0)                                   # onto x_{j*}
+    const = np.where(dominant, 0.0, neg)                                        # times max hi
+    t = const * max_hi
+    n = int(np.prod(lam.shape[2:]))
+    acc.add_bias(t.reshape(S, B, -1).sum(axis=2), n, np.abs(t).reshape(S, B, -1).sum(axis=2))
+    new = np.zeros((S, B, C * H * Wd))
+    rows = np.broadcast_to(np.arange(B).reshape(1, B, 1), (S, B, oh * ow * C))
+    srows = np.broadcast_to(np.arange(S).reshape(S, 1, 1), (S, B, oh * ow * C))
+    cols = np.broadcast_to(j_star.reshape(1, B, -1), (S, B, oh * ow * C))
+    np.add.at(new, (srows, rows, cols), coef.reshape(S, B, -1))
+    acc.check_tiny(lam)
+    xm = np.broadcast_to(ctx.xmax(x), shape).reshape(B, -1)
+    _, mag, _ = abs_dots(np.abs(new), 0.0, xm, TINY)
+    acc.add_slack(gamma(kernel[0] * kernel[1]) * mag)
+    _add_lam(lams, acc, ctx, x, new.reshape((S,) + shape))
+
+
+__all__ = ["avg_pool_error", "avg_pool_step", "conv2d_step", "conv_error", "conv_abs", "conv_transpose",
+           "max_pool_step"]

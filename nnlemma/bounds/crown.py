@@ -55,6 +55,9 @@ CROWN_RULES = {**{op: _Treatment("substituted exactly (affine), with its float32
                   for op in SMOOTH},
                **{op: _Treatment("substituted exactly (transposed convolution), with an order-free float32 "
                                  "rounding bound (nnlemma.bounds.conv)") for op in ("conv2d", "avg_pool2d")},
+               "max_pool2d": _Treatment("linear bounds of a maximum: below by the window element with the "
+                                        "largest lower bound, above by it when it dominates, else by the "
+                                        "largest upper bound (exact op: no rounding term)"),
                "batch_norm": _Treatment("with constant statistics: substituted exactly per channel, with an "
                                         "enclosure of 1/sqrt(var + eps) and its four float32 roundings "
                                         "(nnlemma.bounds.batchnorm)"),

@@ -79,3 +79,43 @@ def test_crown_contains_kernel_outputs(seed, stride, dilation, padding, bias, po
     for x in pts:
         y = run(g, x.astype(F32))[0]
         assert np.all(blo <= y) and np.all(y <= bhi), "kernel output outside the CROWN bounds"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from([1, 2]), st.sampled_from([0, 1]), st.sampled_from([1e-3, 0.1, 2.0]))
+def test_crown_through_max_pool_contains_kernel_outputs(seed, stride, pad, radius):
+    conv = nn.Conv2d(2, 3, 2, seed=seed)
+    pool = nn.MaxPool2d(2, stride=stride, padding=pad)
+
+    def f(x):
+        return nn.Conv2d(3, 2, 2, seed=seed + 1)(pool(nl.relu(conv(x))))
+    g = nl.compile(f, [np.zeros((1, 2, 7, 7), F32)]).graph
+    rng = np.random.default_rng(seed)
+    c = rng.uniform(-1, 1, (1, 2, 7, 7)).astype(F32)
+    lo, hi = (c - F32(radius)).astype(F32), (c + F32(radius)).astype(F32)
+    res = nl.bounds.crown(g, lo, hi)
+    assert not [e for e in g.equations if e.out.id in res.cut_nodes and e.op == "max_pool2d"]
+    out = g.outputs[0]
+    pts = [lo, hi, np.nextafter(lo, hi), np.nextafter(hi, lo)]
+    pts += [np.where(rng.random(lo.shape) < 0.5, lo, hi) for _ in range(20)]
+    pts += [np.clip((lo + rng.random(lo.shape) * (hi - lo)).astype(F32), lo, hi) for _ in range(20)]
+    for x in pts:
+        y = run(g, x.astype(F32))[0]
+        assert np.all(res.bounds[out].lo <= y) and np.all(y <= res.bounds[out].hi)
+
+
+def test_max_pool_rule_is_exact_when_one_element_dominates():
+    """y = maxpool(x) − x_00 with x_00's interval above the others': the maximum is x_00, so the
+    CROWN rule gives y in [0, 0] up to float64 slack, where IBP gives [−1, 1]."""
+    pick = nn.Conv2d(1, 1, 2, stride=2, bias=False)
+    pick.load_state_dict({"weight": np.array([[[[1, 0], [0, 0]]]], F32)})
+
+    def f(x):
+        return nn.MaxPool2d(2)(x) - pick(x)
+    g = nl.compile(f, [np.zeros((1, 1, 2, 2), F32)]).graph
+    lo = np.array([[[[10, 0], [0, 0]]]], F32)
+    hi = np.array([[[[11, 1], [1, 1]]]], F32)
+    out = g.outputs[0]
+    assert nl.bounds.ibp(g, lo, hi, "real").env[out].lo[0, 0, 0, 0] <= -1
+    iv = nl.bounds.crown(g, lo, hi, "real").bounds[out]
+    assert -1e-9 < iv.lo[0, 0, 0, 0] <= 0 <= iv.hi[0, 0, 0, 0] < 1e-9
