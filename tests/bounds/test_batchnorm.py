@@ -1,7 +1,7 @@
 """CROWN through batch_norm (:mod:`nnlemma.bounds.batchnorm`), with extreme statistics.
 
-Float32: kernel outputs at corners, random points and one-ulp neighbours lie inside the bounds
-(exact comparisons). Real: the exact values (:mod:`nnlemma.exact`, irrational square roots as
+Float32: every node's kernel value at corners, edge midpoints, one-ulp neighbours and random
+points lies inside the bounds (exact comparisons, :func:`test_crown_float32.check_crown_f32`). Real: the exact values (:mod:`nnlemma.exact`, irrational square roots as
 300-bit enclosures) lie inside the real bounds. In both, the node is substituted, not cut.
 """
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import nnlemma as nl
 from nnlemma import nn
-from nnlemma.interpret import run
+from test_crown_float32 import check_crown_f32
 from test_crown_real import check_crown_real
 
 F32 = np.float32
@@ -40,16 +40,8 @@ def test_float32_crown_contains_kernel_outputs(seed, var_scale, mean_scale, radi
     rng = np.random.default_rng(seed)
     c = rng.uniform(-1, 1, (1, 1, 4, 4)).astype(F32)
     lo, hi = (c - F32(radius)).astype(F32), (c + F32(radius)).astype(F32)
-    res = nl.bounds.crown(g, lo, hi)
-    assert res.status == "ok"
+    res, _, _ = check_crown_f32(g, lo, hi, seed=seed, n_random=16)
     assert not [e for e in g.equations if e.out.id in res.cut_nodes and e.op == "batch_norm"]
-    out = g.outputs[0]
-    pts = [lo, hi, np.nextafter(lo, hi), np.nextafter(hi, lo)]
-    pts += [np.where(rng.random(lo.shape) < 0.5, lo, hi) for _ in range(16)]
-    pts += [np.clip((lo + rng.random(lo.shape) * (hi - lo)).astype(F32), lo, hi) for _ in range(16)]
-    for x in pts:
-        y = run(g, x.astype(F32))[0]
-        assert np.all(res.bounds[out].lo <= y) and np.all(y <= res.bounds[out].hi)
 
 
 def test_crown_is_tighter_than_ibp_through_batch_norm():

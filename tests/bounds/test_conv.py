@@ -2,9 +2,9 @@
 
 * The transposed convolution is the exact adjoint: ``Σ Λ·conv(x) = Σ convᵀ(Λ)·x`` for small
   integer data (every float64 operation exact), over strides, dilations and paddings.
-* Containment, exact: float32 kernel outputs at box corners, random points and one-ulp
-  neighbours of the box ends lie inside the float32 CROWN bounds, and the nodes are substituted,
-  not cut.
+* Containment, exact (:func:`test_crown_float32.check_crown_f32`: every node's kernel value at
+  corners, edge midpoints, one-ulp neighbours and random points lies inside the float32 CROWN
+  bounds), and the nodes are substituted, not cut.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import nnlemma as nl
 from nnlemma import nn
 from nnlemma.bounds.conv import conv_transpose, geometry
-from nnlemma.interpret import run
+from test_crown_float32 import check_crown_f32
 
 F32 = np.float32
 
@@ -67,18 +67,9 @@ def test_crown_contains_kernel_outputs(seed, stride, dilation, padding, bias, po
     rng = np.random.default_rng(seed)
     c = rng.uniform(-1, 1, (1, 2, 7, 7)).astype(F32)
     lo, hi = (c - F32(radius)).astype(F32), (c + F32(radius)).astype(F32)
-    res = nl.bounds.crown(g, lo, hi)
-    assert res.status == "ok"
+    res, _, _ = check_crown_f32(g, lo, hi, seed=seed, n_random=20)
     cut_ops = {e.op for e in g.equations if e.out.id in res.cut_nodes}
     assert not cut_ops & {"conv2d", "avg_pool2d"}, cut_ops
-    out = g.outputs[0]
-    blo, bhi = res.bounds[out].lo, res.bounds[out].hi
-    pts = [lo, hi, np.nextafter(lo, hi), np.nextafter(hi, lo)]
-    pts += [np.where(rng.random(lo.shape) < 0.5, lo, hi) for _ in range(20)]
-    pts += [np.clip((lo + rng.random(lo.shape) * (hi - lo)).astype(F32), lo, hi) for _ in range(20)]
-    for x in pts:
-        y = run(g, x.astype(F32))[0]
-        assert np.all(blo <= y) and np.all(y <= bhi), "kernel output outside the CROWN bounds"
 
 
 @settings(max_examples=25, deadline=None)
@@ -93,15 +84,8 @@ def test_crown_through_max_pool_contains_kernel_outputs(seed, stride, pad, radiu
     rng = np.random.default_rng(seed)
     c = rng.uniform(-1, 1, (1, 2, 7, 7)).astype(F32)
     lo, hi = (c - F32(radius)).astype(F32), (c + F32(radius)).astype(F32)
-    res = nl.bounds.crown(g, lo, hi)
+    res, _, _ = check_crown_f32(g, lo, hi, seed=seed, n_random=20)
     assert not [e for e in g.equations if e.out.id in res.cut_nodes and e.op == "max_pool2d"]
-    out = g.outputs[0]
-    pts = [lo, hi, np.nextafter(lo, hi), np.nextafter(hi, lo)]
-    pts += [np.where(rng.random(lo.shape) < 0.5, lo, hi) for _ in range(20)]
-    pts += [np.clip((lo + rng.random(lo.shape) * (hi - lo)).astype(F32), lo, hi) for _ in range(20)]
-    for x in pts:
-        y = run(g, x.astype(F32))[0]
-        assert np.all(res.bounds[out].lo <= y) and np.all(y <= res.bounds[out].hi)
 
 
 def test_max_pool_rule_is_exact_when_one_element_dominates():
