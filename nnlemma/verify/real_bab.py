@@ -63,11 +63,7 @@ def _ranking(problem: Problem, rows: SpecRows, X: np.ndarray) -> np.ndarray:
     Xp = np.concatenate([X, np.repeat(X[-1:], m - len(X), axis=0)])
     g = problem.batched(m)
     Y = forward64(g, Xp.reshape((m,) + tuple(problem.in_shape[1:])))[g.outputs[0]].reshape(m, -1)[:len(X)]
-    d = np.array([clamped_float(q) for q in rows.d])
-    vals = Y @ rows.C.T + d                       # atom values: <= 0 where an atom holds
-    worst = np.full(len(X), np.inf)
-    for conj in rows.conjunctions:
-        worst = np.minimum(worst, vals[:, list(conj)].max(axis=1) if conj else -np.inf)
+    worst = rows.margin((Y @ rows.C.T).T)      # per point: <= 0 where some conjunction holds
     worst = np.where(np.isnan(worst), -np.inf, worst)  # NaN in float64: let the exact replay judge
     order = np.argsort(worst, kind="stable")
     scale = np.max(np.where(np.isfinite(Y), np.abs(Y), 0.0), axis=1)
