@@ -54,7 +54,7 @@ DATA = ROOT.parent / "shared" / "benchmarks" / "vnncomp2021"
 CATEGORIES = {"acasxu": "acasxu/acasxu_instances.csv", "mnistfc": "mnistfc/mnistfc_instances_256x2.csv"}
 TOOLS = ("nnlemma", "marabou")
 UNSOLVED = ("unknown", "timeout", "error")
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # --------------------------------------------------------------------------- instances
@@ -479,10 +479,10 @@ def parse_args(argv):
     ap.add_argument("--jobs", type=int, default=1, help="parallel tool processes (default 1; timings want 1)")
     ap.add_argument("--resume", action="store_true", help="skip (tool, instance) pairs already in --out")
     ap.add_argument("--threads", type=int, default=1,
-                    help="set OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS for the tools (default 1; 0: leave unset)")
+                    help="set OMP/OPENBLAS/MKL_NUM_THREADS for the tools (default 1; 0: leave unset)")
     ap.add_argument("--seed", type=int, default=0, help="nnlemma --seed (default 0)")
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
-                    help="skip the untimed nnlemma run that fills the numba cache first")
+                    help="skip the untimed nnlemma run that warms the file and bytecode caches first")
     ap.add_argument("--data", type=Path, default=DATA, help=f"vnncomp2021 folder (default {DATA})")
     ap.add_argument("--keep-logs", type=Path, metavar="DIR", help="keep each run's stdout/stderr/result files here")
     return ap.parse_args(argv)
@@ -580,7 +580,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory(prefix="vnncomp_warm_") as td:
             t0 = time.monotonic()
             run_nnlemma(instances[0], min(5.0, instances[0]["timeout_s"]), cfg, Path(td))
-            print(f"warm-up (numba cache): {time.monotonic() - t0:.1f} s, not recorded", file=sys.stderr)
+            print(f"warm-up (file/bytecode caches): {time.monotonic() - t0:.1f} s, not recorded", file=sys.stderr)
 
     def tool_timeout(inst, tool):
         """Marabou may get a shorter limit (--marabou-timeout): its timeouts then count at that

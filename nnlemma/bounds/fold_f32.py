@@ -33,10 +33,7 @@ import numpy as np
 
 F32 = np.float32
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover
-    njit = None
+from ..native import lib
 
 
 def _fold_py(xl, xh, wt, with_err):
@@ -72,53 +69,20 @@ def _half_ulp_vec(m: np.ndarray) -> np.ndarray:
 _HALF_ULP_BY_EXP = np.array([2.0 ** (max(e, 1) - 151) for e in range(255)] + [np.inf])
 
 
-if njit is not None:
-
-    @njit(cache=True)
-    def _fold_jit(xl, xh, wt, with_err, table):
-        nb, nk = xl.shape
-        nn = wt.shape[1]
-        lo = np.zeros((nb, nn), dtype=np.float32)
-        hi = np.zeros((nb, nn), dtype=np.float32)
-        err = np.zeros((nb, nn), dtype=np.float64)
-        for b in range(nb):
-            for k in range(nk):
-                a = xl[b, k]
-                c = xh[b, k]
-                for n in range(nn):
-                    w = wt[k, n]
-                    pa = a * w
-                    pc = c * w
-                    if w >= 0:
-                        plo, phi = pa, pc
-                    else:
-                        plo, phi = pc, pa
-                    l = lo[b, n] + plo
-                    h = hi[b, n] + phi
-                    lo[b, n] = l
-                    hi[b, n] = h
-                    if with_err:
-                        P = max(abs(plo), abs(phi))
-                        M = max(abs(l), abs(h))
-                        if P != 0:
-                            err[b, n] += table[(np.float32(P).view(np.uint32) >> 23) & 255]
-                        elif w != 0 and not (a == 0 and c == 0):
-                            err[b, n] += table[0]  # the exact product may be nonzero (underflow)
-                        if M != 0:
-                            err[b, n] += table[(np.float32(M).view(np.uint32) >> 23) & 255]
-        return lo, hi, err
-
-
 def fold_interval(xl: np.ndarray, xh: np.ndarray, wt: np.ndarray, with_err: bool = False):
     """``[B, K] x [K, N]`` interval fold. Returns float32 ``lo``, ``hi`` and (if ``with_err``) the
     float64 error bound ``err`` of the fold against the exact real dot product, else zeros."""
     xl = np.ascontiguousarray(xl, F32)
     xh = np.ascontiguousarray(xh, F32)
     wt = np.ascontiguousarray(wt, F32)
-    if njit is not None:
-        lo, hi, err = _fold_jit(xl, xh, wt, with_err, _HALF_ULP_BY_EXP)
-    else:  # pragma: no cover
+    if lib is None:  # pragma: no cover
         lo, hi, err = _fold_py(xl, xh, wt, with_err)
+    else:
+        (nb, nk), nn = xl.shape, wt.shape[1]
+        if xh.shape != xl.shape or wt.shape[0] != nk:
+            raise ValueError(f"fold_interval: shapes {xl.shape}, {xh.shape} and {wt.shape} do not chain")
+        lo, hi, err = np.zeros((nb, nn), F32), np.zeros((nb, nn), F32), np.zeros((nb, nn))
+        lib.fold_interval(xl, xh, wt, bool(with_err), _HALF_ULP_BY_EXP, lo, hi, err, nb, nk, nn)
     return lo, hi, err * (1 + 2.0 ** -40)
 
 

@@ -1,4 +1,4 @@
-"""Fused (numba) loops for the two hottest steps of the CROWN backward pass.
+"""Fused (compiled, ``nnlemma/_native.c``) loops for the two hottest steps of the CROWN backward pass.
 
 They compute the same float64 quantities as the plain numpy expressions they replace, in one
 pass over ``Λ`` instead of several temporaries. Their results may differ from numpy's in the last
@@ -12,17 +12,14 @@ callers add that slack (:class:`nnlemma.bounds.backward._Acc`). Products ``0·in
 * :func:`abs_dots` — ``Σ|Λ|·w1`` and ``Σ|Λ|·w2`` (rounding term and slack of a linear step).
 * :func:`tiny_rows` — rows holding a nonzero coefficient below the underflow guard.
 
-Without numba the numpy versions below are used.
+Without the C extension the numpy versions below are used.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-try:
-    from numba import njit
-except Exception:  # pragma: no cover - numba missing or broken
-    njit = None
+from ..native import lib
 
 
 def _relax_np(lam, a_lo, b_lo, a_hi, b_hi, xm, tiny):
@@ -41,96 +38,20 @@ def _abs_dots_np(lam, w1, w2, tiny):
                 _tiny_np(lam, tiny))
 
 
-if njit is not None:
-    @njit(cache=True)
-    def _relax_nb(lam, a_lo, b_lo, a_hi, b_hi, xm, tiny):  # pragma: no cover - compiled
-        S, B, N = lam.shape
-        new = np.empty_like(lam)
-        bias = np.zeros((S, B))
-        bias_abs = np.zeros((S, B))
-        mag = np.zeros((S, B))
-        small = np.zeros((S, B), dtype=np.bool_)
-        for s in range(S):
-            for b in range(B):
-                tb = 0.0
-                ta = 0.0
-                tm = 0.0
-                sm = False
-                for n in range(N):
-                    v = lam[s, b, n]
-                    sm |= (v != 0.0) & (abs(v) < tiny)
-                    if v > 0.0:
-                        t = v * a_lo[b, n]
-                        new[s, b, n] = t
-                        c = v * b_lo[b, n]
-                        tb += c
-                        ta += abs(c)
-                        if t != 0.0:
-                            tm += abs(t) * xm[b, n]
-                    elif v < 0.0:
-                        t = v * a_hi[b, n]
-                        new[s, b, n] = t
-                        c = v * b_hi[b, n]
-                        tb += c
-                        ta += abs(c)
-                        if t != 0.0:
-                            tm += abs(t) * xm[b, n]
-                    else:
-                        new[s, b, n] = 0.0
-                bias[s, b] = tb
-                bias_abs[s, b] = ta
-                mag[s, b] = tm
-                small[s, b] = sm
-        return new, bias, bias_abs, mag, small
-
-    @njit(cache=True)
-    def _abs_dots_nb(lam, w1, w2, tiny):  # pragma: no cover - compiled
-        S, B, N = lam.shape
-        r1 = np.zeros((S, B))
-        r2 = np.zeros((S, B))
-        small = np.zeros((S, B), dtype=np.bool_)
-        for s in range(S):
-            for b in range(B):
-                t1 = 0.0
-                t2 = 0.0
-                sm = False
-                for n in range(N):
-                    a = abs(lam[s, b, n])
-                    if a != 0.0:
-                        t1 += a * w1[b, n]
-                        t2 += a * w2[b, n]
-                        sm |= a < tiny
-                r1[s, b] = t1
-                r2[s, b] = t2
-                small[s, b] = sm
-        return r1, r2, small
-
-
 def _tiny_np(lam, tiny):
     a = np.abs(lam)
     return ((a > 0) & (a < tiny)).any(axis=2)
-
-
-if njit is not None:
-    @njit(cache=True)
-    def _tiny_nb(lam, tiny):  # pragma: no cover - compiled
-        S, B, N = lam.shape
-        out = np.zeros((S, B), dtype=np.bool_)
-        for s in range(S):
-            for b in range(B):
-                for n in range(N):
-                    a = abs(lam[s, b, n])
-                    if a != 0.0 and a < tiny:
-                        out[s, b] = True
-                        break
-        return out
 
 
 def tiny_rows(lam: np.ndarray, tiny: float) -> np.ndarray:
     """``[S, B]``: the row holds a nonzero coefficient of magnitude below ``tiny``."""
     S, B = lam.shape[:2]
     lam3 = np.ascontiguousarray(lam, np.float64).reshape(S, B, -1)
-    return (_tiny_nb if njit is not None else _tiny_np)(lam3, tiny)
+    if lib is None:
+        return _tiny_np(lam3, tiny)
+    out = np.zeros((S, B), np.bool_)
+    lib.tiny_rows(lam3, float(tiny), out, S * B, lam3.shape[2])
+    return out
 
 
 def _rows(v, B: int, N: int) -> np.ndarray:
@@ -145,7 +66,13 @@ def relax_terms(lam: np.ndarray, a_lo, b_lo, a_hi, b_hi, xm, tiny: float):
     S, B = lam.shape[:2]
     N = int(np.prod(lam.shape[2:]))
     args = (np.ascontiguousarray(lam, np.float64).reshape(S, B, N),) + tuple(_rows(v, B, N) for v in (a_lo, b_lo, a_hi, b_hi, xm))
-    new, bias, bias_abs, mag, small = (_relax_nb if njit is not None else _relax_np)(*args, tiny)
+    if lib is None:
+        new, bias, bias_abs, mag, small = _relax_np(*args, tiny)
+    else:
+        new = np.empty((S, B, N))
+        bias, bias_abs, mag = np.zeros((S, B)), np.zeros((S, B)), np.zeros((S, B))
+        small = np.zeros((S, B), np.bool_)
+        lib.relax(*args, float(tiny), new, bias, bias_abs, mag, small, S, B, N)
     return new.reshape(lam.shape), bias, bias_abs, mag, small
 
 
@@ -155,7 +82,11 @@ def abs_dots(lam: np.ndarray, w1, w2, tiny: float) -> tuple[np.ndarray, np.ndarr
     S, B = lam.shape[:2]
     N = int(np.prod(lam.shape[2:]))
     args = (np.ascontiguousarray(lam, np.float64).reshape(S, B, N), _rows(w1, B, N), _rows(w2, B, N))
-    return (_abs_dots_nb if njit is not None else _abs_dots_np)(*args, tiny)
+    if lib is None:
+        return _abs_dots_np(*args, tiny)
+    r1, r2, small = np.zeros((S, B)), np.zeros((S, B)), np.zeros((S, B), np.bool_)
+    lib.abs_dots(*args, float(tiny), r1, r2, small, S, B, N)
+    return r1, r2, small
 
 
 __all__ = ["abs_dots", "relax_terms", "tiny_rows"]

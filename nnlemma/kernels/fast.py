@@ -1,4 +1,4 @@
-"""Compiled (numba) versions of the hottest folds: matmul/linear and conv2d.
+"""Compiled versions of the hottest folds, matmul/linear and conv2d (``nnlemma/_native.c``).
 
 They compute exactly the fixed-order fold of SEMANTICS.md and return the same bits as the numpy
 folds in :mod:`nnlemma.kernels.fold` (up to NaN payload/sign, which the kernel table canonicalises
@@ -6,116 +6,55 @@ to 0x7FC00000 anyway)::
 
     acc = +0.0; for k in index order: acc = fl(acc + fl(x_k * w_k))
 
-Why the bits match:
+Why the bits match: the C loops are plain float32 arithmetic built with ``FLT_EVAL_METHOD == 0``
+(each operation rounded to binary32 once), ``-ffp-contract=off`` (no fused multiply-add) and
+without ``-ffast-math`` (no reassociation, no flush-to-zero); each output element sees its own
+terms in k order. ``tests/kernels`` checks the machine code has no FMA instruction and that inputs
+where a fused multiply-add would differ give the unfused result.
 
-* Everything is float32: inputs are float32 arrays, accumulators come from ``np.zeros(...,
-  float32)`` (+0.0), and there is no Python float literal in the arithmetic, so numba never
-  promotes a step to float64 (which would round twice or not at all).
-* ``fastmath`` is off and no ``contract`` flag is set, so LLVM keeps every ``fmul`` and ``fadd`` as
-  a separately rounded IEEE operation: no FMA contraction, no reassociation, no flush-to-zero
-  (subnormals are kept). ``tests/kernels`` checks the generated assembly has no ``vfmadd`` and that
-  inputs where a fused multiply-add would differ give the unfused result.
-* Vectorisation is only across *independent outputs*: the innermost loop runs over the output
-  index n (and the 4 rows of a row block), and each output element still sees its own terms in
-  k order. LLVM may vectorise such a loop without any reassociation, because lanes never combine.
-
-If numba cannot be imported, the names below are the numpy folds,
-which give the same bits, only more slowly.
+If the extension was not built, the names below are the numpy folds (same bits, only slower).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..native import lib
 from . import fold as _np_fold
 
 F32 = np.float32
-
-try:
-    from numba import njit
-    HAVE_NUMBA = True
-except Exception:  # pragma: no cover - ImportError, or a numba/numpy mismatch; subprocess-tested
-    HAVE_NUMBA = False
+COMPILED = lib is not None
 
 
-if HAVE_NUMBA:
-
-    @njit(cache=True)
-    def _matmul_fold_jit(x2, wt):
-        """[B, K] x [K, N] -> [B, N]; rows in blocks of 4 so each ``wt[k, n]`` load serves 4
-        outputs; per output the terms are still added in k order."""
-        nb, nk = x2.shape
-        nn = wt.shape[1]
-        out = np.zeros((nb, nn), dtype=np.float32)
-        b = 0
-        while b + 4 <= nb:
-            a0 = out[b]
-            a1 = out[b + 1]
-            a2 = out[b + 2]
-            a3 = out[b + 3]
-            for k in range(nk):
-                x0 = x2[b, k]
-                x1 = x2[b + 1, k]
-                y2 = x2[b + 2, k]
-                x3 = x2[b + 3, k]
-                w = wt[k]
-                for n in range(nn):
-                    wn = w[n]
-                    a0[n] = a0[n] + x0 * wn
-                    a1[n] = a1[n] + x1 * wn
-                    a2[n] = a2[n] + y2 * wn
-                    a3[n] = a3[n] + x3 * wn
-            b += 4
-        while b < nb:
-            acc = out[b]
-            for k in range(nk):
-                xk = x2[b, k]
-                w = wt[k]
-                for n in range(nn):
-                    acc[n] = acc[n] + xk * w[n]
-            b += 1
-        return out
-
-    @njit(cache=True)
-    def _conv_fold_jit(xp, w, s0, s1, d0, d1, oh, ow):
-        """Per (n, c_out): acc[p, q] over (c_in, kh, kw) in index order; padded input given."""
-        nbatch, cin = xp.shape[0], xp.shape[1]
-        cout, kh, kw = w.shape[0], w.shape[2], w.shape[3]
-        out = np.zeros((nbatch, cout, oh, ow), dtype=np.float32)
-        for n in range(nbatch):
-            for co in range(cout):
-                acc = out[n, co]
-                for ci in range(cin):
-                    plane = xp[n, ci]
-                    for i in range(kh):
-                        for j in range(kw):
-                            wv = w[co, ci, i, j]
-                            for p in range(oh):
-                                row = plane[p * s0 + i * d0]
-                                arow = acc[p]
-                                c0 = j * d1
-                                for q in range(ow):
-                                    arow[q] = arow[q] + row[c0 + q * s1] * wv
-        return out
+if COMPILED:
 
     def matmul_fold(x2: np.ndarray, wt: np.ndarray) -> np.ndarray:
         """``x2 [B, K] @ wt [K, N]`` with the fixed fold over K (no bias); same contract and bits
         as :func:`nnlemma.kernels.fold.matmul_fold`."""
-        return _matmul_fold_jit(np.ascontiguousarray(x2, dtype=F32), np.ascontiguousarray(wt, dtype=F32))
+        x2 = np.ascontiguousarray(x2, dtype=F32)
+        wt = np.ascontiguousarray(wt, dtype=F32)
+        (nb, nk), nn = x2.shape, wt.shape[1]
+        if wt.shape[0] != nk:
+            raise ValueError(f"matmul_fold: shapes {x2.shape} and {wt.shape} do not chain")
+        out = np.zeros((nb, nn), dtype=F32)
+        lib.matmul_fold(x2, wt, out, nb, nk, nn)
+        return out
 
     def conv_fold(xp: np.ndarray, w: np.ndarray, stride, dilation, oh: int, ow: int) -> np.ndarray:
         """conv2d's fold on the already zero-padded input ``xp``; same contract and bits as
         :func:`nnlemma.kernels.fold.conv_fold`."""
-        return _conv_fold_jit(np.ascontiguousarray(xp, dtype=F32), np.ascontiguousarray(w, dtype=F32),
-                              int(stride[0]), int(stride[1]), int(dilation[0]), int(dilation[1]),
-                              int(oh), int(ow))
-
-    JIT_FUNCTIONS = (_matmul_fold_jit, _conv_fold_jit)
+        xp = np.ascontiguousarray(xp, dtype=F32)
+        w = np.ascontiguousarray(w, dtype=F32)
+        if xp.shape[1] != w.shape[1]:
+            raise ValueError(f"conv_fold: input channels {xp.shape[1]} != weight channels {w.shape[1]}")
+        out = np.zeros((xp.shape[0], w.shape[0], int(oh), int(ow)), dtype=F32)
+        lib.conv_fold(xp, w, out, *xp.shape, w.shape[0], w.shape[2], w.shape[3], int(oh), int(ow),
+                      int(stride[0]), int(stride[1]), int(dilation[0]), int(dilation[1]))
+        return out
 
 else:  # pragma: no cover
     matmul_fold = _np_fold.matmul_fold
     conv_fold = _np_fold.conv_fold
-    JIT_FUNCTIONS = ()
 
 
 def linear(x, w, b=None):

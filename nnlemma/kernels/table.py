@@ -6,7 +6,7 @@ inf − inf). The exact semantics of each op are in SEMANTICS.md.
 
 ``linear``, ``matmul`` and ``conv2d`` use the compiled folds of :mod:`nnlemma.kernels.fast`, which
 give the same bits as the numpy folds in :mod:`nnlemma.kernels.fold` (and are those folds when
-numba is unavailable).
+the C extension is not built).
 """
 
 from __future__ import annotations

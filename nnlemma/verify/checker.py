@@ -40,7 +40,7 @@ books. A certificate is valid only if all of the following hold.
 
 A change of a weight, a split point, a sign, a removed leaf or a narrowed bound therefore gives
 ``invalid`` with the case, node and row. The recomputation is bit-exact only with the same code,
-numpy/BLAS and numba as the search; elsewhere a valid certificate may fail to check (never the
+numpy/BLAS and compiled loops (nnlemma._native) as the search; elsewhere a valid certificate may fail to check (never the
 reverse).
 """
 
