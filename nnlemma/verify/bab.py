@@ -9,7 +9,9 @@ Float32 semantics (the default): the region is the set of float32 vectors of the
    minimising each atom's linear lower bound, random points, and now and then a local gradient
    search), then is split in two: near the root along the coordinate whose worse child bounds
    closest to safe (every coordinate is tried), deeper along the largest |coefficient| x width.
-   Children partition the parent's float32 points exactly.
+   Children partition the parent's float32 points exactly. Without a certificate, children inherit
+   the parent's certified bounds of the ReLU inputs (valid on the smaller box), intersected with
+   their own IBP bounds before their CROWN passes: fewer unstable neurons, tighter relaxations.
 3. Boxes with at most ``enum_limit`` float32 points are decided exactly by running the kernel on
    every point; a point with inf/NaN outputs (the property is undefined there) makes the case
    ``unknown``.
@@ -56,6 +58,7 @@ class Options:
     input_split_max_dims: int = 16   # above this many free input dimensions, split ReLUs instead
     input_alpha_iters: int = 20      # input splitting: boxes CROWN leaves open at least ...
     input_alpha_depth: int = 20      # ... this deep are bounded again with that many alpha-CROWN steps
+    inherit: bool = True             # input splitting without a certificate: children reuse the parent's bounds
 
 
 @dataclass
@@ -113,8 +116,13 @@ def undefined_points(problem: Problem, case: Case, X: np.ndarray) -> bool:
     return any(case.unsafe_at(Y[i]) is None for i in range(len(X)) if not np.isfinite(Y[i]).all())
 
 
+def _take(known: dict | None, idx) -> dict | None:
+    """The rows ``idx`` of per-box bounds (node id -> (lo, hi))."""
+    return None if not known else {z: (v[0][idx], v[1][idx]) for z, v in known.items()}
+
+
 def _lookahead(problem: Problem, rows: SpecRows, LO: np.ndarray, HI: np.ndarray, idx: list[int],
-               opts: Options) -> dict[int, int]:
+               opts: Options, known: dict | None = None) -> dict[int, int]:
     """Split dimension per box by trying them all: bound both children of every splittable
     coordinate and keep the one whose worse child is closest to safe. Near the root, where the
     relaxations are loose, this finds the splits that make neurons stable far better than the
@@ -129,9 +137,11 @@ def _lookahead(problem: Problem, rows: SpecRows, LO: np.ndarray, HI: np.ndarray,
             kids_lo += [l1, l2]
             kids_hi += [h1, h2]
     KL, KH = np.stack(kids_lo), np.stack(kids_hi)
+    parent = np.repeat(np.asarray(idx), 2 * n)  # the box each child comes from
     margins = []
     for s in range(0, len(KL), opts.batch):
-        out, _ = problem.bound_rows(KL[s:s + opts.batch], KH[s:s + opts.batch], rows.C)
+        out, _ = problem.bound_rows(KL[s:s + opts.batch], KH[s:s + opts.batch], rows.C,
+                                    known=_take(known, parent[s:s + opts.batch]))
         if out is None:
             return {}
         margins.append(rows.margin(out[0]))
@@ -142,6 +152,23 @@ def _lookahead(problem: Problem, rows: SpecRows, LO: np.ndarray, HI: np.ndarray,
         if worse[j].max() > -np.inf:
             best[i] = int(np.argmax(worse[j]))
     return best
+
+
+def _bound_batch(problem: Problem, rows: SpecRows, LO: np.ndarray, HI: np.ndarray, known: list | None):
+    """Certified bounds of the rows on a batch of boxes: ((lb, A), reason, the boxes' ReLU-input
+    bounds for their children or None). ``known``: per box, the bounds its parent proved for the
+    ReLU inputs (or None), intersected with the box's own before its CROWN passes; a parent's
+    box contains the child's, so they hold there too. (A cheaper pass with the parent's bounds and
+    no intermediate CROWN at all refuted under 3% of the ACAS Xu boxes it was tried on.)"""
+    if known is None:
+        out, why = problem.bound_rows(LO, HI, rows.C)
+        return out, why, None
+    K = None
+    if all(k is not None for k in known):
+        K = {z: (np.stack([k[z][0] for k in known]), np.stack([k[z][1] for k in known])) for z in known[0]}
+    rb: dict = {}
+    out, why = problem.bound_rows(LO, HI, rows.C, known=K, relu_bounds=rb)
+    return out, why, rb
 
 
 def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | None) -> CaseResult:
@@ -172,6 +199,10 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
     # open boxes, most violated parent bound first: (priority, tie, box lo, box hi, tree node, depth)
     heap = [(0.0, 0, lo, hi, 0, 0)]
     tie = 1
+    # without a certificate, children inherit their parent's bounds of the ReLU inputs (keyed by
+    # the box's tie number); a certificate's checker recomputes each batch from its boxes alone
+    inherit = tree is None and opts.inherit
+    known_of: dict[int, dict] = {}
     undefined = 0
     res = CaseResult("unsat")
     while heap:
@@ -180,7 +211,8 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
         batch = [heapq.heappop(heap)[2:] for _ in range(min(opts.batch, len(heap)))]
         LO = np.stack([b[0] for b in batch])
         HI = np.stack([b[1] for b in batch])
-        out, why = problem.bound_rows(LO, HI, rows.C)
+        out, why, kids_known = _bound_batch(problem, rows, LO, HI, [known_of.pop(b[2], None) for b in batch]
+                                            if inherit else None)
         if out is None:
             return CaseResult("unknown", reason=why)
         lb, A = out
@@ -191,7 +223,8 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
         idx = np.flatnonzero(~safe & (np.array([b[3] for b in batch]) >= opts.input_alpha_depth))
         if opts.input_alpha_iters > 0 and len(idx) and problem.mlp(1) is not None:
             # retry deep open boxes with optimised slopes; both bounds are certified, keep the larger
-            out, why = problem.bound_rows(LO[idx], HI[idx], rows.C, opts.input_alpha_iters, rows.targets())
+            out, why = problem.bound_rows(LO[idx], HI[idx], rows.C, opts.input_alpha_iters, rows.targets(),
+                                          known=_take(kids_known, idx))
             if out is None:
                 return CaseResult("unknown", reason=why)
             lb[:, idx] = np.maximum(lb[:, idx], out[0])
@@ -225,7 +258,7 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
         if hit:
             return CaseResult("sat", *hit, boxes=res.boxes)
         shallow = [i for i in open_idx if batch[i][3] < opts.lookahead_depth]
-        best = _lookahead(problem, rows, LO, HI, shallow, opts) if shallow else {}
+        best = _lookahead(problem, rows, LO, HI, shallow, opts, kids_known) if shallow else {}
         res.boxes += 2 * lo.size * len(shallow)
         for i in open_idx:
             l, h, node, depth = batch[i]
@@ -252,7 +285,13 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
                     score = np.where(bx.splittable(l, h), h.astype(np.float64) - l, -1.0)
                 dim = int(np.argmax(score))
             (l1, h1), (l2, h2), m = bx.split(l, h, dim)
-            ids = tree.input_split(node, dim, m) if tree else (-1, -1)
+            if tree:
+                ids = tree.input_split(node, dim, m)
+            else:
+                ids = (tie, tie + 1)
+                if inherit and kids_known is not None:
+                    kb = {z: (v[0][i], v[1][i]) for z, v in kids_known.items()}
+                    known_of[tie] = known_of[tie + 1] = kb
             heapq.heappush(heap, (float(margin[i]), tie, l1, h1, ids[0], depth + 1))
             heapq.heappush(heap, (float(margin[i]), tie + 1, l2, h2, ids[1], depth + 1))
             tie += 2

@@ -22,6 +22,11 @@ def pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+def _pad_rows(a: np.ndarray, m: int) -> np.ndarray:
+    """Pad the leading axis to m by repeating the last row (as the boxes are padded)."""
+    return np.concatenate([a, np.repeat(a[-1:], m - len(a), axis=0)]) if len(a) < m else a
+
+
 class Problem:
     def __init__(self, graph: Graph, semantics: str = "float32"):
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
@@ -38,6 +43,7 @@ class Problem:
         self._graphs: dict[int, Graph] = {1: graph}
         self.bound_calls = 0
         self.has_relu = any(e.op in RELAX for e in graph.equations)
+        self.relu_inputs = sorted({e.inputs[0] for e in graph.equations if e.op in RELAX})
         self._mlps: dict[int, MLP | None] = {}
 
     def batched(self, n: int) -> Graph:
@@ -62,24 +68,34 @@ class Problem:
         return Y.reshape(m, -1)[:n]
 
     def bound_rows(self, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, alpha_iters: int = 0,
-                   target: np.ndarray | None = None):
+                   target: np.ndarray | None = None, known: dict | None = None, intermediate: bool = True,
+                   relu_bounds: dict | None = None):
         """Certified lower bounds ``[S, B]`` of ``C·y`` over each box ``[B, n_in]`` and the input
         coefficients ``[S, B, n_in]`` of the linear lower bounds; None if bounding is impossible
         (the reason is returned instead). With ``alpha_iters`` > 0 and a ReLU MLP, each (row, box)
         pair gets its own optimised ReLU slopes first (alpha-CROWN, deterministic, so the
         certificate checker recomputes the same bits; ``target``: see
-        :func:`nnlemma.bounds.optimize.optimize`); the bounds are certified all the same."""
+        :func:`nnlemma.bounds.optimize.optimize`); the bounds are certified all the same.
+
+        ``known`` (node id -> (lo, hi), ``[B, ...]``) holds bounds of ReLU inputs proved on boxes
+        containing these (a parent box) and ``intermediate=False`` skips the intermediate CROWN
+        passes (see :func:`nnlemma.bounds.crown.tighten`). If ``relu_bounds`` is a dict, the
+        boxes' bounds of every ReLU input are stored in it (float32 ``[B, ...]``), for children."""
         n = lo.shape[0]
         m = pow2(n)
-        if m > n:
-            lo = np.concatenate([lo, np.repeat(lo[-1:], m - n, axis=0)])
-            hi = np.concatenate([hi, np.repeat(hi[-1:], m - n, axis=0)])
+        lo, hi = _pad_rows(lo, m), _pad_rows(hi, m)
         g = self.batched(m)
         shape = (m,) + tuple(self.in_shape[1:])
         ctx, reason = prepare(g, lo.reshape(shape), hi.reshape(shape), self.semantics)
         if ctx is None:
             return None, reason
-        tighten(ctx)
+        if known:
+            known = {z: tuple(_pad_rows(v, m) for v in lh) for z, lh in known.items()}
+        tighten(ctx, known, intermediate)
+        if relu_bounds is not None:
+            for z in self.relu_inputs:
+                iv = ctx.bounds[z]
+                relu_bounds[z] = (iv.lo[:n], iv.hi[:n])
         out = g.outputs[0]
         S = C.shape[0]
         lam = np.broadcast_to(C.reshape((S, 1) + tuple(self.out_shape[1:])), (S, m) + tuple(self.out_shape[1:])).copy()

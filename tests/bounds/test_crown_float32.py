@@ -840,3 +840,39 @@ def test_looser_than_ibp_report():
             rows.append(f"{name:15s} {kind:10s} looser than IBP {looser or '-'}; output width CROWN/IBP median {ratio:.3g}")
     print("\nCROWN looser than IBP (node: endpoints looser / endpoints, 2 per element), float32:\n  "
           + "\n  ".join(rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# tighten() with bounds inherited from a box containing this one (input splitting's children)
+
+
+@pytest.mark.parametrize("intermediate", [True, False])
+@pytest.mark.parametrize("name", ["deep_relu", "deep_leaky", "crown_misc", "broadcast"])
+def test_tighten_with_parent_bounds_is_sound_and_uses_them(name, intermediate):
+    """A child box (one coordinate halved, then every coordinate shrunk) inherits the parent's
+    bounds of every relaxed node's input: the child's bounds lie inside the parent's (exact <=),
+    and every child point's kernel value lies inside the child's bounds."""
+    from nnlemma.bounds.common import RELAX
+
+    g = get_net(name)
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        lo, hi = make_box("straddle0", g.inputs[0].shape, rng)
+        parent, why = prepare(g, lo, hi, "float32")
+        assert parent is not None, why
+        tighten(parent)
+        zs = {e.inputs[0] for e in g.equations if e.op in RELAX and e.inputs[0] in parent.eqn_of}
+        assert zs
+        known = {z: (parent.bounds[z].lo.copy(), parent.bounds[z].hi.copy()) for z in zs}
+        mid = ((lo.astype(np.float64) + hi) / 2).astype(F32)
+        clo = np.where(rng.random(lo.shape) < 0.5, lo, np.minimum(mid, hi)).astype(F32)
+        chi = np.maximum(clo, np.where(rng.random(lo.shape) < 0.5, hi, mid)).astype(F32)
+        child, why = prepare(g, clo, chi, "float32")
+        assert child is not None, why
+        tighten(child, known, intermediate)
+        for z in zs:
+            assert np.all(child.bounds[z].lo >= known[z][0]) and np.all(child.bounds[z].hi <= known[z][1])
+        samples = batch_samples([clo], [chi], np.random.default_rng(seed + 10), n_random=48)
+        env = kernel_env_sb(g, samples)
+        fails = crown_failures(g, child.bounds, env, samples)
+        assert not fails, "UNSOUND with inherited bounds:\n" + "\n".join(fails[:16])
