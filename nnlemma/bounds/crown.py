@@ -126,8 +126,7 @@ def _after_relaxation(graph: Graph) -> set[int]:
     return out
 
 
-def tighten(ctx: Ctx, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
-            intermediate: bool = True) -> dict[int, int]:
+def tighten(ctx: Ctx, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[int, int]:
     """Forward pass: IBP for every node, and CROWN (intersected with IBP) for the inputs of
     relaxed ops; records float32 rounding bounds. Returns, per CROWN-bounded node, how many
     elements CROWN was looser than IBP on (reported, not hidden).
@@ -135,8 +134,7 @@ def tighten(ctx: Ctx, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = N
     ``known`` gives, for some nodes, bounds ``(lo, hi)`` (shaped like the node) already proved for
     a region containing this one (e.g. a parent box in input splitting): each is intersected with
     the node's IBP interval before anything uses it, which is sound because a bound that holds
-    on a superset of the inputs holds on the subset. ``intermediate=False`` skips the CROWN
-    passes of the intermediate nodes (IBP, intersected with ``known``, only)."""
+    on a superset of the inputs holds on the subset."""
     graph, r = ctx.graph, SEMANTICS[ctx.semantics]
     targets = {e.inputs[0] for e in graph.equations if e.op in RELAX} & _after_relaxation(graph)
     smooth_in = {e.inputs[0] for e in graph.equations if e.op in SMOOTH} & _after_relaxation(graph)
@@ -153,7 +151,7 @@ def tighten(ctx: Ctx, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = N
             err = rounding_error(ctx, e)
             if err is not None:
                 ctx.err[e.out.id] = err
-        if not intermediate or e.out.id not in targets or not e.out.shape or e.out.shape[0] != ctx.B:
+        if e.out.id not in targets or not e.out.shape or e.out.shape[0] != ctx.B:
             continue
         # only elements whose sign IBP leaves open need CROWN for a ReLU (the relaxation of the
         # others is already exact); a tanh/sigmoid relaxation tightens with every narrower interval

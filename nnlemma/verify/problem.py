@@ -11,7 +11,8 @@ from ..interpret import run
 from ..ir.builder import rebuild
 from ..ir.graph import Graph
 from ..bounds.backward import backward
-from ..bounds.common import RELAX
+from ..bounds.common import RELAX, Ctx
+from ..bounds.interval import Interval
 from ..bounds.crown import prepare, tighten
 from ..bounds.optimize import MLP, as_mlp, optimized_rows
 
@@ -68,35 +69,64 @@ class Problem:
         return Y.reshape(m, -1)[:n]
 
     def bound_rows(self, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, alpha_iters: int = 0,
-                   target: np.ndarray | None = None, known: dict | None = None, intermediate: bool = True,
-                   relu_bounds: dict | None = None):
+                   target: np.ndarray | None = None):
         """Certified lower bounds ``[S, B]`` of ``C·y`` over each box ``[B, n_in]`` and the input
         coefficients ``[S, B, n_in]`` of the linear lower bounds; None if bounding is impossible
         (the reason is returned instead). With ``alpha_iters`` > 0 and a ReLU MLP, each (row, box)
         pair gets its own optimised ReLU slopes first (alpha-CROWN, deterministic, so the
         certificate checker recomputes the same bits; ``target``: see
-        :func:`nnlemma.bounds.optimize.optimize`); the bounds are certified all the same.
+        :func:`nnlemma.bounds.optimize.optimize`); the bounds are certified all the same."""
+        boxes, reason = self.bound_boxes(lo, hi)
+        if boxes is None:
+            return None, reason
+        return self.rows_on(boxes, C, alpha_iters, target), ""
 
-        ``known`` (node id -> (lo, hi), ``[B, ...]``) holds bounds of ReLU inputs proved on boxes
-        containing these (a parent box) and ``intermediate=False`` skips the intermediate CROWN
-        passes (see :func:`nnlemma.bounds.crown.tighten`). If ``relu_bounds`` is a dict, the
-        boxes' bounds of every ReLU input are stored in it (float32 ``[B, ...]``), for children."""
+    def bound_boxes(self, lo: np.ndarray, hi: np.ndarray, known: dict | None = None):
+        """Every node bounded over each box (IBP, and CROWN for the ReLU inputs): (:class:`Boxes`,
+        "") or (None, reason). ``known`` (node id -> (lo, hi), ``[B, ...]``) holds bounds of ReLU
+        inputs proved on boxes containing these (a parent box), see
+        :func:`nnlemma.bounds.crown.tighten`."""
         n = lo.shape[0]
         m = pow2(n)
         lo, hi = _pad_rows(lo, m), _pad_rows(hi, m)
-        g = self.batched(m)
         shape = (m,) + tuple(self.in_shape[1:])
-        ctx, reason = prepare(g, lo.reshape(shape), hi.reshape(shape), self.semantics)
+        ctx, reason = prepare(self.batched(m), lo.reshape(shape), hi.reshape(shape), self.semantics)
         if ctx is None:
             return None, reason
         if known:
             known = {z: tuple(_pad_rows(v, m) for v in lh) for z, lh in known.items()}
-        tighten(ctx, known, intermediate)
-        if relu_bounds is not None:
-            for z in self.relu_inputs:
-                iv = ctx.bounds[z]
-                relu_bounds[z] = (iv.lo[:n], iv.hi[:n])
-        out = g.outputs[0]
+        tighten(ctx, known)
+        return Boxes(ctx, n), ""
+
+    def subset(self, boxes: "Boxes", idx) -> "Boxes":
+        """The context of the boxes ``idx`` alone, with the node bounds already computed for them
+        (each box's bounds hold for that box whatever batch computed them)."""
+        idx = np.asarray(idx)
+        n = len(idx)
+        m = pow2(n)
+        take = _pad_rows(idx, m)
+        old = boxes.ctx
+        M = old.B
+        g = self.batched(m)
+        varying = {v.id for v in g.inputs}  # values that depend on the input (batch axis first)
+        for e in g.equations:
+            if any(i in varying for i in e.inputs):
+                varying.add(e.out.id)
+
+        def cut(v, a):
+            a = np.asarray(a)
+            return a[take] if v in varying and a.ndim and a.shape[0] == M else a
+
+        bounds = {v: Interval(cut(v, iv.lo), cut(v, iv.hi), cut(v, iv.nan)) for v, iv in old.bounds.items()}
+        ctx = Ctx(g, old.semantics, m, bounds, err={v: cut(v, e) for v, e in old.err.items()}, params=old.params,
+                  eqn_of={e.out.id: e for e in g.equations})
+        return Boxes(ctx, n)
+
+    def rows_on(self, boxes: "Boxes", C: np.ndarray, alpha_iters: int = 0, target: np.ndarray | None = None):
+        """(lb ``[S, n]``, A ``[S, n, n_in]``) of :meth:`bound_rows` on an already bounded batch."""
+        ctx, n = boxes.ctx, boxes.n
+        m = ctx.B
+        g = ctx.graph
         S = C.shape[0]
         lam = np.broadcast_to(C.reshape((S, 1) + tuple(self.out_shape[1:])), (S, m) + tuple(self.out_shape[1:])).copy()
         mlp = self.mlp(m) if alpha_iters > 0 else None
@@ -105,8 +135,20 @@ class Problem:
             lb, A, _ = optimized_rows(ctx, mlp, lam, C, zeros, alpha_iters, target=target)
         else:
             coeffs: dict = {}
-            lb = backward(ctx, out, lam, coeffs)
+            lb = backward(ctx, g.outputs[0], lam, coeffs)
             A = coeffs.get(g.inputs[0].id)
         A = np.zeros((S, m, self.n_in)) if A is None else A.reshape(S, m, -1)
         self.bound_calls += 1
-        return (lb[:, :n], A[:, :n]), ""
+        return lb[:, :n], A[:, :n]
+
+
+class Boxes:
+    """A batch of boxes with every node bounded (a CROWN context whose batch may be padded to a
+    power of two) and the number ``n`` of real boxes in it."""
+
+    def __init__(self, ctx: Ctx, n: int):
+        self.ctx, self.n = ctx, n
+
+    def relu_bounds(self, nodes) -> dict:
+        """Float32 bounds ``(lo, hi)`` ``[n, ...]`` of the given nodes, for the boxes' children."""
+        return {z: (self.ctx.bounds[z].lo[:self.n], self.ctx.bounds[z].hi[:self.n]) for z in nodes}
