@@ -125,7 +125,7 @@ class _Adam:
 
 def optimize(mlp: MLP, lo: np.ndarray, hi: np.ndarray, zlo: list[np.ndarray], zhi: list[np.ndarray],
              signs: list[np.ndarray], C: np.ndarray, iters: int = 20, lr_alpha: float = 0.1,
-             lr_beta: float = 0.05, target: np.ndarray | None = None
+             lr_beta: float = 0.05, target: np.ndarray | None = None, groups: tuple | None = None
              ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """Slopes α_k ``[S, B, n_k]`` and multipliers β_k ``[S, B, n_k]`` (k = 1..L−1) that maximise the
     modelled bound, and that bound ``[S, B]`` (unrounded; for ranking only).
@@ -137,7 +137,10 @@ def optimize(mlp: MLP, lo: np.ndarray, hi: np.ndarray, zlo: list[np.ndarray], zh
     model runs in float32 (twice the speed of float64 matrix products here): it only proposes
     parameters, which the certified backward pass then uses whatever their accuracy. With
     ``target`` (``[S]``), a pair stops being optimised once its modelled bound exceeds its row's
-    target (its atom is refuted there with room to spare); no pair left ends the loop."""
+    target (its atom is refuted there with room to spare); no pair left ends the loop. With
+    ``groups`` (tuples of row indices: the conjunctions of the property, every one of which must
+    have a refuted atom), all pairs of a domain stop once every group has a row past its target
+    there: the domain is then safe, and its other rows need no better bound."""
     f = np.float32
     S, B = C.shape[0], lo.shape[0]
     L = len(mlp.W)
@@ -164,6 +167,7 @@ def optimize(mlp: MLP, lo: np.ndarray, hi: np.ndarray, zlo: list[np.ndarray], zh
     live = np.arange(S * B)
     rel, plo, phi, lam0 = gather(live)
     alpha = [np.where(r[0], r[5], r[3]) for r in rel]
+    has_beta = [bool(np.any(np.asarray(sg) != 0)) for sg in signs]  # split multipliers matter only there
     beta = [np.zeros_like(a) for a in alpha]
     opt_a = [_Adam(a.shape, lr_alpha) for a in alpha]
     opt_b = [_Adam(b_.shape, lr_beta) for b_ in beta]
@@ -174,7 +178,14 @@ def optimize(mlp: MLP, lo: np.ndarray, hi: np.ndarray, zlo: list[np.ndarray], zh
     with np.errstate(all="ignore"):  # a heuristic: NaN/inf parameters are harmless (backward() copes)
         for it in range(iters + 1):
             if tgt is not None and it > 0:
-                keep = ~(best[live] > tgt[live])
+                met = best > tgt
+                if groups is not None:
+                    by_row = met.reshape(S, B)
+                    safe = np.ones(B, bool)
+                    for grp in groups:
+                        safe &= by_row[list(grp)].any(axis=0) if grp else False
+                    met |= safe[dom_of]
+                keep = ~met[live]
                 if not keep.any():
                     break
                 if not keep.all():
@@ -191,32 +202,37 @@ def optimize(mlp: MLP, lo: np.ndarray, hi: np.ndarray, zlo: list[np.ndarray], zh
                 bound += lam @ bias[k + 1]
                 mu = lam @ W[k + 1]
                 unst, a_hi, b_hi, fixed_lo, s_f, _ = rel[k]
-                a_lo = np.where(unst, alpha[k], fixed_lo)
-                lam = np.where(mu >= 0, mu * a_lo, mu * a_hi) - beta[k] * s_f
-                bound += (np.minimum(mu, 0) * b_hi).sum(axis=1)
-                mus[k] = mu
+                pos = mu >= 0
+                # alpha[k] holds the fixed slope of every stable element (never updated: its
+                # gradient is 0), so it is the lower slope everywhere
+                lam = mu * np.where(pos, alpha[k], a_hi)
+                if has_beta[k]:
+                    lam -= beta[k] * s_f
+                bound += np.einsum("pn,pn->p", np.where(pos, 0.0, mu), b_hi)
+                mus[k] = (mu, pos)
             nu = lam @ W[0]
             bound += lam @ bias[0] + (np.maximum(nu, 0) * plo + np.minimum(nu, 0) * phi).sum(axis=1)
             improved = bound > best[live]
             best[live] = np.where(improved, bound, best[live])
-            for k in range(L - 1):
-                best_a[k][live[improved]] = alpha[k][improved]
-                best_b[k][live[improved]] = beta[k][improved]
+            if improved.any():
+                won = live[improved]
+                for k in range(L - 1):
+                    best_a[k][won] = alpha[k][improved]
+                    if has_beta[k]:
+                        best_b[k][won] = beta[k][improved]
             if it == iters:
                 break
             # reverse mode
             g_lam = np.where(nu >= 0, plo, phi) @ W[0].T + bias[0]
             for k in range(L - 1):
-                mu = mus[k]
+                mu, pos = mus[k]
                 unst, a_hi, b_hi, fixed_lo, s_f, _ = rel[k]
-                pos = mu >= 0
                 g_alpha = np.where(pos & unst, g_lam * mu, 0.0)
-                g_beta = -g_lam * s_f
-                a_lo = np.where(unst, alpha[k], fixed_lo)
-                g_mu = g_lam * np.where(pos, a_lo, a_hi) + np.where(pos, 0.0, b_hi)
+                g_mu = g_lam * np.where(pos, alpha[k], a_hi) + np.where(pos, 0.0, b_hi)
+                if has_beta[k]:
+                    beta[k] = np.maximum(beta[k] + opt_b[k].step(-g_lam * s_f), 0.0) * (s_f != 0)
                 g_lam = g_mu @ W[k + 1].T + bias[k + 1]
                 alpha[k] = np.clip(alpha[k] + opt_a[k].step(g_alpha), 0.0, 1.0)
-                beta[k] = np.maximum(beta[k] + opt_b[k].step(g_beta), 0.0) * (s_f != 0)
     shape = (S, B)
     return ([a.reshape(shape + a.shape[1:]) for a in best_a], [b_.reshape(shape + b_.shape[1:]) for b_ in best_b],
             best.reshape(shape))
@@ -265,20 +281,20 @@ def alpha_crown(graph: Graph, lo, hi, semantics: str = "float32", iters: int = 2
 
 
 def optimized_rows(ctx, mlp: MLP, lam: np.ndarray, C: np.ndarray, signs: list[np.ndarray], iters: int,
-                   costs: bool = False, target: np.ndarray | None = None):
+                   costs: bool = False, target: np.ndarray | None = None, groups: tuple | None = None):
     """Certified lower bounds ``[S, B]`` of the rows ``lam`` (``[S, B, ...]``, row s = ``C[s]``) of
     the MLP's output over the domains of ``ctx``, each row with its own slopes (and, on elements
     split with ``signs`` ±1 per domain, multipliers) proposed by :func:`optimize` (deterministic) and certified
     by :func:`nnlemma.bounds.backward.backward`. Also returns the input coefficients ``[S, B, n_in]``
     (None if some row has none) and, with ``costs``, the intercept costs per relaxed node.
-    ``target``: see :func:`optimize`."""
+    ``target``, ``groups``: see :func:`optimize`."""
     from .backward import backward
 
     B = ctx.B
     x_lo, x_hi = (a.reshape(B, -1) for a in ctx.bounds64(mlp.input_id))
     zs = [ctx.bounds64(z) for z in mlp.z_ids[:-1]]
     alpha, beta, _ = optimize(mlp, x_lo, x_hi, [z[0] for z in zs], [z[1] for z in zs], signs, C, iters=iters,
-                              target=target)
+                              target=target, groups=groups)
     input_id = ctx.graph.inputs[0].id
     rows_lb, rows_A, rows_cost = [], [], {}
     for s in range(C.shape[0]):

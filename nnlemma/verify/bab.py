@@ -222,9 +222,11 @@ def solve_case(problem: Problem, case: Case, opts: Options, deadline: float | No
         if opts.input_alpha_iters > 0 and len(idx) and problem.mlp(1) is not None:
             # retry deep open boxes with optimised slopes; both bounds are certified, keep the larger
             if bounded is not None:  # the batch's node bounds serve again (no certificate)
-                out = problem.rows_on(problem.subset(bounded, idx), rows.C, opts.input_alpha_iters, rows.targets())
+                out = problem.rows_on(problem.subset(bounded, idx), rows.C, opts.input_alpha_iters, rows.targets(),
+                                      rows.conjunctions)
             else:
-                out, why = problem.bound_rows(LO[idx], HI[idx], rows.C, opts.input_alpha_iters, rows.targets())
+                out, why = problem.bound_rows(LO[idx], HI[idx], rows.C, opts.input_alpha_iters, rows.targets(),
+                                              rows.conjunctions)
                 if out is None:
                     return CaseResult("unknown", reason=why)
             lb[:, idx] = np.maximum(lb[:, idx], out[0])

@@ -190,7 +190,7 @@ def _check_case(problem: Problem, case: Case, cc: dict, options: dict, where: st
         if method == "input":
             LO = np.stack([tree.box[n][0] for n in members])
             HI = np.stack([tree.box[n][1] for n in members])
-            out, why = problem.bound_rows(LO, HI, rows.C, iters, rows.targets())
+            out, why = problem.bound_rows(LO, HI, rows.C, iters, rows.targets(), rows.conjunctions)
             if out is None:
                 raise Invalid(f"{where}: bounding fails on batch of node {members[0]} ({why})")
             lb, empty = out[0], np.zeros(len(members), bool)
@@ -199,7 +199,8 @@ def _check_case(problem: Problem, case: Case, cc: dict, options: dict, where: st
 
             flat = np.stack([tree.signs(n, layout.total) for n in members])
             lb, empty = bound_domains(problem, root, layout, flat, rows.C, options["relu_refine"],
-                                      alpha_iters=options["alpha_iters"], target=rows.targets())[:2]
+                                      alpha_iters=options["alpha_iters"], target=rows.targets(),
+                                      groups=rows.conjunctions)[:2]
         stats.batches += 1
         for pos, n in enumerate(members):
             if tree.kind(n) == "empty" and not empty[pos]:

@@ -69,17 +69,18 @@ class Problem:
         return Y.reshape(m, -1)[:n]
 
     def bound_rows(self, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, alpha_iters: int = 0,
-                   target: np.ndarray | None = None):
+                   target: np.ndarray | None = None, groups: tuple | None = None):
         """Certified lower bounds ``[S, B]`` of ``C·y`` over each box ``[B, n_in]`` and the input
         coefficients ``[S, B, n_in]`` of the linear lower bounds; None if bounding is impossible
         (the reason is returned instead). With ``alpha_iters`` > 0 and a ReLU MLP, each (row, box)
         pair gets its own optimised ReLU slopes first (alpha-CROWN, deterministic, so the
         certificate checker recomputes the same bits; ``target``: see
-        :func:`nnlemma.bounds.optimize.optimize`); the bounds are certified all the same."""
+        :func:`nnlemma.bounds.optimize.optimize`, like ``groups``); the bounds are certified all
+        the same."""
         boxes, reason = self.bound_boxes(lo, hi)
         if boxes is None:
             return None, reason
-        return self.rows_on(boxes, C, alpha_iters, target), ""
+        return self.rows_on(boxes, C, alpha_iters, target, groups), ""
 
     def bound_boxes(self, lo: np.ndarray, hi: np.ndarray, known: dict | None = None):
         """Every node bounded over each box (IBP, and CROWN for the ReLU inputs): (:class:`Boxes`,
@@ -122,7 +123,8 @@ class Problem:
                   eqn_of={e.out.id: e for e in g.equations})
         return Boxes(ctx, n)
 
-    def rows_on(self, boxes: "Boxes", C: np.ndarray, alpha_iters: int = 0, target: np.ndarray | None = None):
+    def rows_on(self, boxes: "Boxes", C: np.ndarray, alpha_iters: int = 0, target: np.ndarray | None = None,
+                groups: tuple | None = None):
         """(lb ``[S, n]``, A ``[S, n, n_in]``) of :meth:`bound_rows` on an already bounded batch."""
         ctx, n = boxes.ctx, boxes.n
         m = ctx.B
@@ -132,7 +134,7 @@ class Problem:
         mlp = self.mlp(m) if alpha_iters > 0 else None
         if mlp is not None:
             zeros = [np.zeros(ctx.lshape(z)) for z in mlp.z_ids[:-1]]
-            lb, A, _ = optimized_rows(ctx, mlp, lam, C, zeros, alpha_iters, target=target)
+            lb, A, _ = optimized_rows(ctx, mlp, lam, C, zeros, alpha_iters, target=target, groups=groups)
         else:
             coeffs: dict = {}
             lb = backward(ctx, g.outputs[0], lam, coeffs)

@@ -80,14 +80,16 @@ def root_context(problem: Problem, lo: np.ndarray, hi: np.ndarray):
 
 
 def bound_domains(problem: Problem, root, layout: Layout, flat: np.ndarray, C: np.ndarray, refine: bool,
-                  costs: bool = False, alpha_iters: int = 0, target: np.ndarray | None = None):
+                  costs: bool = False, alpha_iters: int = 0, target: np.ndarray | None = None,
+                  groups: tuple | None = None):
     """Certified lower bounds ``[S, B]`` of ``C·y`` on the B domains ``flat`` (int8 sign rows) and
     the ``[B]`` mask of empty domains, in one batch padded to a power of two by repeating the last
     domain (the search and the certificate checker share this, so their bits agree). Also returns
     the intercept costs per relaxed node (``costs``), the input coefficients and the padded batch
     size. With ``alpha_iters`` > 0 and a plain ReLU MLP, the slopes and split multipliers are first
     optimised (:mod:`nnlemma.bounds.optimize`, deterministic) and each row certified with its own;
-    ``target`` (``[S]``, :meth:`SpecRows.targets`) stops optimising rows the property no longer needs."""
+    ``target`` (``[S]``, :meth:`SpecRows.targets`) and ``groups`` (the conjunctions) stop
+    optimising rows the property no longer needs."""
     B = len(flat)
     S = C.shape[0]
     m = pow2(B)  # graphs are built for powers of two; padding domains repeat the last one
@@ -106,7 +108,7 @@ def bound_domains(problem: Problem, root, layout: Layout, flat: np.ndarray, C: n
         return lb[:, :B], empty[:B], ctx.intercept_cost, coeffs.get(g.inputs[0].id), m
     # alpha/beta-CROWN: parameters proposed by the unrounded model, each row certified by backward()
     sg = [np.asarray(signs.get(z, np.zeros((m, 1))), np.float64) for z in mlp.z_ids[:-1]]
-    lb, A, cost = optimized_rows(ctx, mlp, lam, C, sg, alpha_iters, costs, target)
+    lb, A, cost = optimized_rows(ctx, mlp, lam, C, sg, alpha_iters, costs, target, groups)
     return lb[:, :B], empty[:B], cost, A, m
 
 
@@ -132,7 +134,8 @@ def solve_case_relu(problem: Problem, case: Case, rows: SpecRows, lo: np.ndarray
         B = len(batch)
         flat = np.stack(batch)
         lb, empty, costs, A, m = bound_domains(problem, root, layout, flat, rows.C, opts.relu_refine, costs=True,
-                                               alpha_iters=opts.alpha_iters, target=rows.targets())
+                                               alpha_iters=opts.alpha_iters, target=rows.targets(),
+                                               groups=rows.conjunctions)
         res.boxes += B
         refuted = rows.refuted(lb)
         safe = rows.safe(lb) | empty

@@ -40,15 +40,28 @@ class SpecRows:
         return SpecRows(C, tuple(a.const for a in atoms), tuple(a.strict for a in atoms), tuple(conj), exact)
 
     def refuted(self, lb: np.ndarray) -> np.ndarray:
-        """``[n_atoms, B]`` bool: atom impossible on box b, given lower bounds of ``C·y``."""
+        """``[n_atoms, B]`` bool: atom impossible on box b, given lower bounds of ``C·y``.
+
+        Decided in rationals; float64 settles the clear cases first. With t = −d and t_f its
+        nearest float64, t lies strictly between t_f's neighbours, so lb >= next_up(t_f) gives
+        lb > t (refuted, strict or not) and lb <= next_down(t_f) gives lb < t (not refuted); only
+        bounds strictly between the neighbours go to the exact comparison."""
+        lb = np.asarray(lb, np.float64)
         out = np.zeros(lb.shape, bool)
         for i in range(lb.shape[0]):
             d, strict = self.d[i], self.strict[i]
-            for b in range(lb.shape[1]):
-                v = lb[i, b]
-                if not np.isfinite(v):
-                    continue
-                total = Fraction(float(v)) + d
+            row = lb[i]
+            todo = np.isfinite(row)
+            try:
+                t_f = float(-d)
+            except OverflowError:
+                t_f = None
+            if t_f is not None and np.isfinite(t_f):
+                sure = todo & (row >= np.nextafter(t_f, np.inf))
+                out[i] = sure
+                todo &= ~sure & (row > np.nextafter(t_f, -np.inf))
+            for b in np.flatnonzero(todo):
+                total = Fraction(float(row[b])) + d
                 out[i, b] = total >= 0 if strict else total > 0
         return out
 
