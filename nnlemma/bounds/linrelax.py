@@ -64,11 +64,16 @@ def relu_relaxation(l: np.ndarray, u: np.ndarray, alpha_lo: np.ndarray | None = 
     # flat line at u below (always valid), never a NaN coefficient
     chord = np.where(np.isnan(chord), 0.0, chord)
     chord = np.clip(chord, s, 1.0)  # the exact chord slope lies in [s, 1]; keep the float one there
-    fl_up = np.where(s == 0, 0.0, _up(s * l))  # >= f(l) = s·l (l < 0 when unstable)
     # likewise a tiny chord slope: the flat line at u is above the function on [l, u] (max(u, s·u))
     flat = chord < MIN_SLOPE
     chord = np.where(flat, 0.0, chord)
-    b_hi_unstable = np.where(flat, u, upper_line_convex(l, u, fl_up, u, chord))
+    # the intercepts only matter where unstable: computed there alone (deep in a search most
+    # elements are stable, and the directed roundings are the costly part)
+    b_hi_unstable = np.zeros_like(l)
+    if unstable.any():
+        lu, uu, cu = l[unstable], u[unstable], chord[unstable]
+        fl_up = np.zeros_like(lu) if s == 0 else _up(s * lu)  # >= f(l) = s·l (l < 0 when unstable)
+        b_hi_unstable[unstable] = np.where(flat[unstable], uu, upper_line_convex(lu, uu, fl_up, uu, cu))
     a_lo = np.where(pos, 1.0, np.where(neg, s, alpha_lo))
     b_lo = np.zeros_like(l)
     a_hi = np.where(pos, 1.0, np.where(neg, s, chord))
