@@ -23,10 +23,9 @@ from ..native import lib
 from . import fold as _np_fold
 
 F32 = np.float32
-COMPILED = lib is not None
 
 
-if COMPILED:
+if lib is not None:
 
     def matmul_fold(x2: np.ndarray, wt: np.ndarray) -> np.ndarray:
         """``x2 [B, K] @ wt [K, N]`` with the fixed fold over K (no bias); same contract and bits

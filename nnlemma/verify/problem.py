@@ -45,6 +45,11 @@ class Problem:
         self.bound_calls = 0
         self.has_relu = any(e.op in RELAX for e in graph.equations)
         self.relu_inputs = sorted({e.inputs[0] for e in graph.equations if e.op in RELAX})
+        # values that depend on the input (batch axis first); ids are the same at every batch size
+        self._varying = {v.id for v in graph.inputs}
+        for e in graph.equations:
+            if any(i in self._varying for i in e.inputs):
+                self._varying.add(e.out.id)
         self._mlps: dict[int, MLP | None] = {}
 
     def batched(self, n: int) -> Graph:
@@ -109,14 +114,10 @@ class Problem:
         old = boxes.ctx
         M = old.B
         g = self.batched(m)
-        varying = {v.id for v in g.inputs}  # values that depend on the input (batch axis first)
-        for e in g.equations:
-            if any(i in varying for i in e.inputs):
-                varying.add(e.out.id)
 
         def cut(v, a):
             a = np.asarray(a)
-            return a[take] if v in varying and a.ndim and a.shape[0] == M else a
+            return a[take] if v in self._varying and a.ndim and a.shape[0] == M else a
 
         bounds = {v: Interval(cut(v, iv.lo), cut(v, iv.hi), cut(v, iv.nan)) for v, iv in old.bounds.items()}
         ctx = Ctx(g, old.semantics, m, bounds, err={v: cut(v, e) for v, e in old.err.items()}, params=old.params,
