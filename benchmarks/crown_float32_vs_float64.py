@@ -7,9 +7,9 @@ bounds are wider: they also cover every kernel rounding), and the wall-time rati
 ``nl.bounds.crown`` calls (median of ``--repeat`` runs each, interleaved, same process).
 Also per box: ``last_layer_rounding_rel``, the largest ``2·E / w64`` over the outputs, where E is
 the sound bound on the output layer's own float32 rounding (its 256-step fold in the kernel's
-order: Σ of half an ulp of every partial sum's bound). No float32-sound bound can be narrower
-than the real one by less than the worst case of those roundings, so where this alone exceeds
-the 1e-4 target (outputs whose real width is ~1e-3) the target cannot be met by a sound bound.
+order: Σ of half an ulp of every partial sum's bound). While CROWN bounds each fold's rounding
+by its worst case, its float32 bounds exceed the real ones by at least this much, so where it
+alone exceeds the 1e-4 target (outputs whose real width is ~1e-3) the target is out of reach.
 Writes ``benchmarks/results/crown_float32_vs_float64.json``.
 
     python benchmarks/crown_float32_vs_float64.py [--repeat 5]
