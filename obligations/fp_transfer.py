@@ -48,6 +48,8 @@ FOLDS = {"linear", "matmul", "conv2d"}
 MOVES = {"reshape", "transpose", "slice", "concat"}
 # correctly rounded, hence monotone non-decreasing, transcendentals (SEMANTICS.md)
 MONOTONE_TRANSCENDENTAL = {"exp", "tanh", "sigmoid"}
+# correctly rounded, monotone between critical points (obligations.trig)
+PERIODIC = {"sin", "cos"}
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,12 @@ def generate(graph: Graph, bounds: BoundsResult, model: str = "model") -> Iterat
             yield from _move(e, srcs, out, model, node, prov, graph)
         elif e.op in ("sum", "mean"):
             yield from _reduce(e, srcs[0], out, model, node, prov)
-        elif e.op in MONOTONE_TRANSCENDENTAL and e.inputs[0] not in params:
+        elif e.op == "batch_norm":
+            yield from _batch_norm(e, srcs, out, model, node, prov)
+        elif e.op in ("avg_pool2d", "max_pool2d"):
+            from .pooling import avg_pool, max_pool
+            yield from (avg_pool if e.op == "avg_pool2d" else max_pool)(e, srcs[0], out, model, node, prov)
+        elif e.op in MONOTONE_TRANSCENDENTAL | PERIODIC and e.inputs[0] not in params:
             yield from _transcendental(e, srcs, out, model, node, prov)
         else:
             yield Gap(node, e.op, f"no fp-transfer obligation generator for {e.op!r} yet")
@@ -218,30 +225,45 @@ def _move(e, srcs, out, model, node, prov, graph) -> Iterator[Obligation]:
                        dict(prov, element=list(idx), source=[n] + [int(a) for a in at]), step="id")
 
 
-def transcendental_transfer(op: str, operand: Dom, claim: Dom, oid: str, provenance: dict) -> Obligation:
-    """The lemma ``∀x ∈ [lo, hi]: op(x) ∈ claim`` for a monotone transcendental, reduced to the
-    kernel's values at the endpoints: the kernel is correctly rounded (the audit's subject, a
-    trusted fact in TRUST.md), so it is monotone and its range over the interval is
-    ``[op(lo), op(hi)]``. The formula states that these two constants (and NaN, when the operand
-    may be NaN — NaN propagates) lie in the claim; it is ground, so any solver decides it."""
+def transcendental_transfer(op: str, operand: Dom, claim: Dom, oid: str, provenance: dict,
+                            points: list | None = None, constants: tuple = ()) -> Obligation:
+    """The lemma ``∀x ∈ [lo, hi]: op(x) ∈ claim`` reduced to the kernel's values at a few points.
+
+    For a monotone op (exp, tanh, sigmoid) the points are the interval's ends: the kernel is
+    correctly rounded (the audit's subject, a trusted fact in TRUST.md), so it is monotone and its
+    range over the interval is ``[op(lo), op(hi)]``. For sin and cos, :func:`obligations.trig.
+    spanning_points` gives the ends of the monotone pieces (or the constants ±1 that hold the
+    whole range). The formula states that the kernel's values at the points, the constants, and
+    NaN when the operand may be NaN (NaN propagates), lie in the claim; it is ground, so any solver
+    decides it, and a claim is an interval, so it then holds every value in between."""
     from nnlemma.kernels import KERNEL_RULES
-    ends = [np.asarray(KERNEL_RULES[op](np.array(np.array(b, np.uint32).view(F32))), F32).reshape(())
-            for b in (operand.lo, operand.hi)]
-    parts = [claim.member(T.fp_bits(_bits(v))) for v in ends]
+    if points is None:
+        points = [np.array(b, np.uint32).view(F32) for b in (operand.lo, operand.hi)]
+    ends = [np.asarray(KERNEL_RULES[op](np.array(F32(p))), F32).reshape(()) for p in points]
+    values = ends + [F32(c) for c in constants]
+    parts = [claim.member(T.fp_bits(_bits(v))) for v in values]
     if operand.nan:
         parts.append(claim.member(fp32.NAN))
     replay = {"step": "transcendental", "op": op, "operands": [operand.to_json()], "claim": claim.to_json(),
+              "points": [_bits(p) for p in points], "constants": [_bits(F32(c)) for c in constants],
               "ends": [_bits(v) for v in ends]}
+    how = "correctly rounded, monotone" if op in MONOTONE_TRANSCENDENTAL else \
+        "correctly rounded, monotone between critical points"
     return Obligation(oid, "transcendental-transfer", op, "QF_FP", T.not_(T.and_(*parts)),
-                      f"{op} (correctly rounded, monotone) maps {_show(operand)} into {_show(claim)}",
-                      provenance, replay)
+                      f"{op} ({how}) maps {_show(operand)} into {_show(claim)}", provenance, replay)
 
 
 def _transcendental(e, srcs, out, model, node, prov) -> Iterator[Obligation]:
+    from .trig import spanning_points
     for flat, idx in enumerate(np.ndindex(*out.lo.shape)):
-        yield transcendental_transfer(e.op, _dom_at(srcs[0], idx), _claim(out, idx),
+        operand = _dom_at(srcs[0], idx)
+        points, constants = None, ()
+        if e.op in PERIODIC:
+            lo, hi = (np.array(b, np.uint32).view(F32) for b in (operand.lo, operand.hi))
+            points, constants = spanning_points(e.op, lo, hi)
+        yield transcendental_transfer(e.op, operand, _claim(out, idx),
                                       f"{model}/{node}/transcendental-transfer/{flat}",
-                                      dict(prov, element=list(idx)))
+                                      dict(prov, element=list(idx)), points, tuple(constants))
 
 
 def partial_sums(x_lo, x_hi, x_nan, w_row) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -309,35 +331,49 @@ def _fold(e, srcs, out, model, node, prov, params) -> Iterator[Obligation | Gap]
                               dict(prov, element=list(r) + [j]))
 
 
+def sum_chain(op, flat, idx, claim: Dom, divisor: int | None, base: str, p: dict) -> Iterator[Obligation]:
+    """The lemmas of ``acc = fl(acc + x_t)`` from +0 over the elements ``idx`` of the flat
+    operand ``flat`` (lo, hi, nan, const arrays), in order: one per addition, with partial sums
+    as for the dot products (weight 1, since ``fl(x·1) = x``); then the claim (``divisor`` None)
+    or one rounded division by ``divisor`` into it."""
+    lo_f, hi_f, nan_f, _ = flat
+    lo, hi, nan = partial_sums(lo_f[idx], hi_f[idx], nan_f[idx], np.ones(len(idx), F32))
+    acc = Dom.point(F32(0.0))
+    for k, t in enumerate(idx):
+        nxt = Dom.interval(lo[k], hi[k], nan[k])
+        yield transfer(op, {}, [acc, _dom_at(flat, (int(t),))], nxt, f"{base}/add{k}", dict(p, add=k), step="add")
+        acc = nxt
+    if divisor is None:
+        yield transfer(op, {}, [acc], claim, f"{base}/result", dict(p, add="result"), step="id")
+    else:
+        yield transfer("div", {}, [acc, Dom.point(F32(divisor))], claim, f"{base}/divide",
+                       dict(p, add="divide"), step="op")
+
+
 def _reduce(e, src, out, model, node, prov) -> Iterator[Obligation]:
-    """sum and mean: the fold ``acc = fl(acc + x_k)`` from +0 over the reduced axes in row-major
-    order, one lemma per addition (partial sums as for the dot products, with weight 1, since
-    ``fl(x·1) = x``); then the claim (sum) or one rounded division by the count (mean)."""
+    """sum and mean: the fold from +0 over the reduced axes in row-major order
+    (:func:`sum_chain`); mean then divides once by the count."""
     from nnlemma.kernels.fold import _move_reduced_last
     x_lo, x_hi, x_nan, x_const = src
     shape = x_lo.shape
     order, ax = _move_reduced_last(np.arange(x_lo.size).reshape(shape), e.attr_dict["axes"])
     order = order.reshape(-1, order.shape[-1])
-    lo_f, hi_f = np.asarray(x_lo).reshape(-1), np.asarray(x_hi).reshape(-1)
-    nan_f = np.broadcast_to(x_nan, shape).reshape(-1)
-    const_f = None if x_const is None else np.asarray(x_const).reshape(-1)
-    K = order.shape[1]
+    flat = (np.asarray(x_lo).reshape(-1), np.asarray(x_hi).reshape(-1), np.broadcast_to(x_nan, shape).reshape(-1),
+            None if x_const is None else np.asarray(x_const).reshape(-1))
     for o, idx in enumerate(order):
-        xl, xh, xn = lo_f[idx], hi_f[idx], nan_f[idx]
-        lo, hi, nan = partial_sums(xl, xh, xn, np.ones(K, F32))
-        base, p = f"{model}/{node}/fp-transfer/{o}", dict(prov, element=o)
-        acc = Dom.point(F32(0.0))
-        for k, t in enumerate(idx):
-            nxt = Dom.interval(lo[k], hi[k], nan[k])
-            yield transfer(e.op, {}, [acc, _dom_at((lo_f, hi_f, nan_f, const_f), (t,))], nxt,
-                           f"{base}/add{k}", dict(p, add=k), step="add")
-            acc = nxt
         claim = _claim(out, np.unravel_index(o, out.lo.shape))
-        if e.op == "sum":
-            yield transfer(e.op, {}, [acc], claim, f"{base}/result", dict(p, add="result"), step="id")
-        else:
-            yield transfer("div", {}, [acc, Dom.point(F32(K))], claim, f"{base}/divide",
-                           dict(p, add="divide"), step="op")
+        yield from sum_chain(e.op, flat, idx, claim, None if e.op == "sum" else order.shape[1],
+                             f"{model}/{node}/fp-transfer/{o}", dict(prov, element=o))
+
+
+def _batch_norm(e, srcs, out, model, node, prov) -> Iterator[Obligation]:
+    """batch_norm is elementwise once its per-channel operands (mean, var, gamma, beta: vectors
+    along axis 1) are laid out along axis 1: one lemma per element with the op's whole formula
+    ``fl(fl(fl(fl(x − mean) / fl(sqrt(fl(var + eps)))) · gamma) + beta)``; with parameter
+    operands x is its only variable."""
+    lay = (1, -1) + (1,) * (out.lo.ndim - 2)
+    srcs = [srcs[0]] + [tuple(None if a is None else np.reshape(a, lay) for a in s) for s in srcs[1:]]
+    yield from _elementwise(e, srcs, out, model, node, prov)
 
 
 def _conv(e, src, w, bias, out, model, node, prov) -> Iterator[Obligation]:

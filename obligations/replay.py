@@ -34,6 +34,9 @@ def _step(step: str, op: str, attrs: dict, args: list[np.float32]) -> np.float32
             y = ew.add(*args)
         elif step == "id":
             y = args[0]
+        elif op == "batch_norm":  # one element of channel-wise op: x as [1, 1], the rest per channel
+            x, *per_channel = (np.asarray(a, F32) for a in args)
+            y = KERNEL_RULES[op](x.reshape(1, 1), *(a.reshape(1) for a in per_channel), **attrs)
         else:
             y = KERNEL_RULES[op](*(np.asarray(a, F32) for a in args), **attrs)
     return canon(np.asarray(y, F32)).reshape(())[()]
@@ -49,11 +52,17 @@ def replay(data: dict, model: dict) -> tuple[bool, str]:
         return False, "no replay rule for this obligation"
     if data["step"] == "transcendental":  # ground formula: the kernel's endpoint values
         claim = Dom.from_json(data["claim"])
-        outside = [_f(b) for b in data["ends"] if not claim.contains(_f(b))]
+        if "points" in data:  # recompute the kernel's values at the spanning points
+            values = [canon(np.asarray(KERNEL_RULES[data["op"]](np.array(_f(b))), F32)).reshape(())[()]
+                      for b in data["points"]] + [_f(b) for b in data["constants"]]
+        else:  # manifests written before points were recorded: the values at the two ends
+            values = [_f(b) for b in data["ends"]]
+        outside = [v for v in values if not claim.contains(v)]
         if Dom.from_json(data["operands"][0]).nan and not claim.nan:
             outside.append(F32(np.nan))
-        return (True, f"kernel values {', '.join(map(str, outside))} at the interval's ends lie outside "
-                      "the claim") if outside else (False, "the kernel's endpoint values lie inside the claim")
+        return (True, f"kernel values {', '.join(map(str, outside))} at the spanning points lie outside "
+                      "the claim") if outside else (False, "the kernel's values at the spanning points lie inside "
+                                                           "the claim")
     if data["step"] == "composition":
         from .composition import replay_composition
         return replay_composition(data, model)
