@@ -24,9 +24,9 @@ What CROWN relaxes (everything else is affine, substituted exactly, or *cut* at 
   lower plane and Λ⁻ the upper one.
 * ``tanh`` and ``sigmoid`` (:data:`nnlemma.bounds.common.SMOOTH`, :mod:`nnlemma.bounds.smooth`):
   lines whose intercepts are bounded by interval arithmetic on float64 enclosures of f and f'.
-  SMT-LIB cannot state these functions, and the enclosure-check obligation (the check recorded as
-  evidence) is not generated yet: each such node is a :class:`Gap`, so a claim that rests on it
-  stays unproved.
+  SMT-LIB cannot state these functions: their lemma is reduced by convexity to linear facts about
+  MPFR enclosures of f and f' at a few points, which are the obligation's evidence
+  (:mod:`obligations.smooth_relax`).
 * Nothing else: ``clamp``, ``maximum``, ``minimum``, ``abs`` and every other op are cut at their
   sound interval (no linear bound to prove; the interval is the IBP / fp-transfer claim).
 
@@ -197,6 +197,27 @@ def _collect_relu(ctx, e, snap, phase: str, done: set[int]) -> list[ReluRelax]:
     return out
 
 
+def _collect_smooth(ctx, e, snap, phase: str, done: set[int]) -> list:
+    """The cached tanh/sigmoid lines of node e (see :func:`_collect_relu`), recomputed from the
+    recorded interval to check the mirror."""
+    from nnlemma.bounds.smooth import smooth_relaxation
+
+    from .smooth_relax import SmoothRelax
+    z = e.out.id
+    if z in done or not ctx.relax_cache.get(z):
+        return []
+    done.add(z)
+    cached = ctx.relax_cache[z]
+    l, u = _interval64(ctx, snap, e.inputs[0])
+    if not all(_same(p, q) for p, q in zip(smooth_relaxation(e.op, l, u), cached)):
+        raise RuntimeError(f"relaxation of {_node_name(e)} was not computed from the recorded interval: "
+                           "obligations.relaxation no longer mirrors nnlemma.bounds.crown")
+    a_lo, b_lo, a_hi, b_hi = (np.broadcast_to(np.asarray(v, np.float64), l.shape) for v in cached)
+    return [SmoothRelax(_node_name(e), e.op, tuple(int(i) for i in idx), float(l[idx]), float(u[idx]),
+                        (float(a_lo[idx]), float(b_lo[idx])), (float(a_hi[idx]), float(b_hi[idx])), phase)
+            for idx in np.ndindex(l.shape)]
+
+
 def _collect_mccormick(ctx, e, snap, phase: str, done: set) -> list[McCormick]:
     """The McCormick planes ``_mccormick`` builds for mul node e from the operand intervals in
     ``snap`` (same conditions and formulas; nothing if it would cut the node)."""
@@ -236,6 +257,7 @@ def crown_relaxation_run(graph: Graph, lo, hi, semantics: str = "float32", alpha
     if ctx is None:
         return RelaxationRun("unknown", reason)
     relaxed = [e for e in graph.equations if e.op in RELAX]
+    smooth = [e for e in graph.equations if e.op in SMOOTH]
     muls = [e for e in graph.equations if e.op == "mul"]
     run = RelaxationRun("ok")
     done: set = set()
@@ -244,6 +266,8 @@ def crown_relaxation_run(graph: Graph, lo, hi, semantics: str = "float32", alpha
     def collect(snap, phase):
         for e in relaxed:
             run.relaxations.extend(_collect_relu(ctx, e, snap, phase, done))
+        for e in smooth:
+            run.relaxations.extend(_collect_smooth(ctx, e, snap, phase, done))
         for e in muls:
             run.relaxations.extend(_collect_mccormick(ctx, e, snap, phase, mc_done))
 
@@ -391,12 +415,19 @@ def mccormick_obligation(rel: McCormick, side: str, oid: str, model: str = "mode
                       statement, prov, replay)
 
 
+def _obligation_of(rel):
+    from .smooth_relax import SmoothRelax, smooth_obligation
+    if isinstance(rel, McCormick):
+        return mccormick_obligation
+    return smooth_obligation if isinstance(rel, SmoothRelax) else relu_obligation
+
+
 def _coeffs(rel, side: str) -> tuple[float, ...]:
     if isinstance(rel, McCormick):
         p = rel.lower if side == "lower" else rel.upper
         return (p.ca, p.cb, p.c0)
     ln = rel.lower if side == "lower" else rel.upper
-    return (ln.slope, ln.intercept)
+    return tuple(ln) if isinstance(ln, tuple) else (ln.slope, ln.intercept)
 
 
 def obligations_for(rels, model: str = "model") -> Iterator[Obligation | Gap]:
@@ -421,7 +452,7 @@ def obligations_for(rels, model: str = "model") -> Iterator[Obligation | Gap]:
                 continue
             k = count.get(rel.node, 0)
             oid = f"{model}/{rel.node}/relaxation/{k}"
-            ob = (mccormick_obligation if isinstance(rel, McCormick) else relu_obligation)(rel, side, oid, model)
+            ob = _obligation_of(rel)(rel, side, oid, model)
             if ob.violation in seen:
                 continue
             seen.add(ob.violation)
@@ -438,10 +469,6 @@ def relaxation_obligations(graph: Graph, lo, hi, model: str = "model", alpha: bo
         shape = graph.inputs[0].shape
         lo = np.asarray(lo, np.float32 if semantics == "float32" else np.float64).reshape(shape)
         hi = np.asarray(hi, lo.dtype).reshape(shape)
-    for e in graph.equations:
-        if e.op in SMOOTH:
-            yield Gap(_node_name(e), e.op, "its CROWN relaxation lines (nnlemma.bounds.smooth) have no obligation "
-                                           "generator yet: SMT-LIB cannot state the function")
     yield from obligations_for(crown_relaxations(graph, lo, hi, semantics, alpha, iters), model)
 
 
@@ -454,6 +481,9 @@ def _pwl(x: Fraction, s: Fraction) -> Fraction:
 def replay_relaxation(data: dict, model: dict) -> tuple[bool, str]:
     """Exact-rational check of a model: the point is in the interval (box) and the line (plane) is
     strictly on the wrong side of the function there."""
+    if data["op"] in SMOOTH:
+        from .smooth_relax import replay_smooth
+        return replay_smooth(data)
     try:
         if data["op"] == "mul":
             (la, ua), (lb, ub) = ([Fraction(v) for v in data[k]] for k in ("a", "b"))

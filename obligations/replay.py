@@ -42,9 +42,10 @@ def _step(step: str, op: str, attrs: dict, args: list[np.float32]) -> np.float32
     return canon(np.asarray(y, F32)).reshape(())[()]
 
 
-def replay(data: dict, model: dict) -> tuple[bool, str]:
+def replay(data: dict, model: dict) -> tuple[bool | None, str]:
     """``(True, detail)`` if the model is a genuine violation on the kernel (or, for composition
-    lemmas, in exact rationals), else ``(False, why)``."""
+    lemmas, in exact rationals), else ``(False, why)`` — or ``(None, why)`` for a lemma proved
+    through a reduction (tanh/sigmoid lines) whose failure need not be a violation: undecided."""
     if "fallback" in data:
         from .fallback import replay_fallback
         return replay_fallback(data, model)

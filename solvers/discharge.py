@@ -93,6 +93,8 @@ def _status(outcome: Outcome, entry: dict) -> tuple[str, str]:
         return "proved", ""
     if outcome.status == "sat":
         ok, detail = replay(entry.get("replay", {}), outcome.model)
+        if ok is None:  # the lemma's reduction was inconclusive, which is not a disagreement
+            return "unknown", detail
         return ("refuted", detail) if ok else ("encoder-disagreement", detail)
     return "unknown", outcome.reason
 
