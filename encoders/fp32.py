@@ -58,6 +58,11 @@ def relu(x: Term) -> Term:
     return ite(fp_gt(x, POS_ZERO), x, ite(is_nan(x), NAN, POS_ZERO))
 
 
+def step(x: Term) -> Term:
+    """``1`` if ``x > 0``; NaN if NaN; else ``+0``."""
+    return ite(fp_gt(x, POS_ZERO), const(1.0), ite(is_nan(x), NAN, POS_ZERO))
+
+
 def leaky_relu(x: Term, alpha: float) -> Term:
     """``x`` if ``x > 0`` else ``fl(alpha·x)`` (NaN propagates through the product)."""
     return ite(fp_gt(x, POS_ZERO), x, fp_mul(const(alpha), x))
@@ -91,7 +96,7 @@ def _max_chain(*xs: Term) -> Term:
 Rule = Callable[..., Term]
 
 # ops whose rule maps operand elements (numpy broadcasting) to one output element
-ELEMENTWISE = frozenset({"identity", "neg", "abs", "relu", "leaky_relu", "clamp", "sqrt", "square",
+ELEMENTWISE = frozenset({"identity", "neg", "abs", "relu", "step", "leaky_relu", "clamp", "sqrt", "square",
                          "add", "sub", "mul", "div", "maximum", "minimum"})
 
 # op -> rule(attrs, *operand elements). Fold ops take the element lists the fold reads.
@@ -100,6 +105,7 @@ FP_RULES: dict[str, Rule] = {
     "neg": lambda attrs, x: fp_neg(x),
     "abs": lambda attrs, x: fp_abs(x),
     "relu": lambda attrs, x: relu(x),
+    "step": lambda attrs, x: step(x),
     "leaky_relu": lambda attrs, x: leaky_relu(x, attrs["alpha"]),
     "clamp": lambda attrs, x: minimum(maximum(x, const(attrs["lo"])), const(attrs["hi"])),
     "sqrt": lambda attrs, x: fp_sqrt(x),

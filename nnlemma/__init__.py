@@ -6,12 +6,13 @@
 callable). The exact float32 semantics of every op is in SEMANTICS.md.
 """
 
-from . import bounds, ir, nn, ops, verify, vnnlib
+from . import autodiff, bounds, ir, nn, ops, verify, vnnlib
+from .autodiff import grad, jvp, vjp
 from .compile import CompiledGraph, compile
-from .errors import (InputError, IRError, KernelError, ModelLoadError, NnlemmaError, ShapeError,
+from .errors import (DerivativeError, InputError, IRError, KernelError, ModelLoadError, NnlemmaError, ShapeError,
                      UnsupportedOpError)
 from .functional import (abs, clamp, concat, cos, exp, hardtanh, leaky_relu, linear, maximum, mean, minimum,
-                         neg, relu, reshape, sigmoid, sin, sqrt, square, stack, sum, tanh, transpose)
+                         neg, relu, reshape, sigmoid, sin, sqrt, square, stack, step, sum, tanh, transpose)
 from .interpret import run
 from .model_io import load_model
 from .tensor import Tensor, bind, tensor
@@ -27,9 +28,9 @@ def load_onnx(path, **kwargs):
 
 __version__ = "0.1.0"
 __all__ = [
-    "CompiledGraph", "bounds", "verify", "vnnlib", "IRError", "InputError", "KernelError", "ModelLoadError", "NnlemmaError", "ShapeError",
+    "CompiledGraph", "DerivativeError", "autodiff", "bounds", "grad", "jvp", "vjp", "verify", "vnnlib", "IRError", "InputError", "KernelError", "ModelLoadError", "NnlemmaError", "ShapeError",
     "Tensor", "UnsupportedOpError", "abs", "bind", "clamp", "compile", "concat", "cos", "exp", "hardtanh",
     "ir", "leaky_relu", "linear", "load_model", "load_npz", "load_onnx", "maximum", "mean", "minimum",
     "neg", "nn", "ops", "relu", "reshape", "run", "save_npz", "sigmoid", "sin", "sqrt", "square",
-    "stack", "sum", "tanh", "tensor", "transpose",
+    "stack", "step", "sum", "tanh", "tensor", "transpose",
 ]

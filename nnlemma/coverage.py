@@ -6,6 +6,7 @@ reason why the op has none; the coverage test fails on any silent gap.
 
 from __future__ import annotations
 
+from .autodiff.rules import JVP_RULES, NO_JVP, NO_VJP, VJP_RULES
 from .bounds.crown import CROWN_RULES, crown_cut_reasons
 from .bounds.ibp import IBP_RULES
 from .ir.shapes import SHAPE_RULES
@@ -19,6 +20,8 @@ RULE_TABLES: dict[str, tuple[dict, dict[str, str]]] = {
     "ibp-float32": (IBP_RULES["float32"], {}),
     "ibp-real": (IBP_RULES["real"], {}),
     "crown": (CROWN_RULES, crown_cut_reasons(OPS)),
+    "vjp": (VJP_RULES, NO_VJP),
+    "jvp": (JVP_RULES, NO_JVP),
 }
 
 

@@ -35,6 +35,10 @@ class UnsupportedOpError(ModelLoadError):
         self.ops = ops
 
 
+class DerivativeError(NnlemmaError):
+    """A derivative was asked through an op (or operand) that has no derivative rule."""
+
+
 class InputError(NnlemmaError):
     """Input data (arrays, shapes, weights) does not fit the model."""
 

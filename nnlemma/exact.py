@@ -44,7 +44,7 @@ from mpmath import iv
 
 from .errors import InputError
 from .exact_scalar import (PREC, UNDEF, UNSURE, _ends, s_abs, s_add, s_clamp, s_cos, s_div, s_exp,
-                           s_leaky, s_max, s_min, s_mul, s_neg, s_relu, s_sigmoid, s_sin, s_sqrt, s_square,
+                           s_leaky, s_max, s_min, s_mul, s_neg, s_relu, s_sigmoid, s_step, s_sin, s_sqrt, s_square,
                            s_sub, s_sum, s_tanh)
 from .ir.graph import Graph
 from .ir.shapes import index_tuple, normalize_axes, resolve_reshape
@@ -190,6 +190,7 @@ RULES: dict[str, Any] = {
     "neg": lambda a: _ew1(s_neg, a),
     "abs": lambda a: _ew1(s_abs, a),
     "relu": lambda a: _ew1(s_relu, a),
+    "step": lambda a: _ew1(s_step, a),
     "leaky_relu": lambda a, *, alpha: _ew1(lambda v: s_leaky(v, Fraction(alpha)), a),
     "clamp": lambda a, *, lo, hi: _ew1(lambda v: s_clamp(v, lo, hi), a),
     "tanh": lambda a: _ew1(s_tanh, a),

@@ -149,6 +149,21 @@ def s_relu(a):
     return s_max(a, Fraction(0))
 
 
+def s_step(a):
+    """Heaviside H(x) = 1 for x > 0, else 0 (H(0) = 0): exact, or UNSURE when the enclosure
+    straddles 0."""
+    if a is UNDEF or a is UNSURE:
+        return a
+    if isinstance(a, Fraction):
+        return Fraction(1) if a > 0 else Fraction(0)
+    lo, hi = _ends(a)
+    if lo > 0:
+        return Fraction(1)
+    if hi <= 0:
+        return Fraction(0)
+    return UNSURE
+
+
 def s_leaky(a, alpha: Fraction):
     if a is UNDEF or a is UNSURE:
         return a

@@ -8,6 +8,7 @@ from .tensor import Tensor, _axes, bind
 
 
 def relu(x): return bind("relu", x)
+def step(x): return bind("step", x)
 def leaky_relu(x, alpha=0.01): return bind("leaky_relu", x, alpha=alpha)
 def tanh(x): return bind("tanh", x)
 def sigmoid(x): return bind("sigmoid", x)

@@ -95,7 +95,9 @@ class OpSpec:
                           f"allowed: {sorted(self.attrs)}")
         out = []
         for key, spec in sorted(self.attrs.items()):
-            if key in attrs:
+            if key in attrs and attrs[key] is None and spec.default is None:
+                val = None  # an optional attribute passed as its default (e.g. re-binding normalised attrs)
+            elif key in attrs:
                 try:
                     val = spec.convert(attrs[key])
                 except (TypeError, ValueError) as exc:
@@ -139,6 +141,8 @@ _SPECS = [
            attrs={"lo": AttrSpec(_float, -math.inf, _finite_or_inf, "not NaN"),
                   "hi": AttrSpec(_float, math.inf, _finite_or_inf, "not NaN")},
            properties=MONO | PWL),
+    OpSpec("step", (1, 1), "Heaviside step: 1 if x > 0, NaN if x is NaN, otherwise +0 (step(-0) = step(+0) = +0); "
+           "relu's derivative with the Clarke element 0 chosen at the kink", properties=MONO | PWL),
     OpSpec("tanh", (1, 1), "y = tanh(x), correctly rounded", properties=MONO),
     OpSpec("sigmoid", (1, 1), "y = 1 / (1 + exp(-x)), correctly rounded as a whole", properties=MONO),
     OpSpec("exp", (1, 1), "y = exp(x), correctly rounded", properties=MONO),

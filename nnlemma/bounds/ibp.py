@@ -349,6 +349,7 @@ def _table(r: Rounding) -> dict[str, Callable[..., Interval]]:
         "neg": lambda a: A.neg(r, a),
         "abs": lambda a: A.abs_(r, a),
         "relu": lambda a: A.increasing(r, a, lambda v: np.maximum(v, r.dtype(0)), exact=True),
+        "step": lambda a: A.increasing(r, a, lambda v: (v > 0).astype(r.dtype), exact=True),
         "leaky_relu": _leaky(r),
         "clamp": _clamp(r),
         **inc,

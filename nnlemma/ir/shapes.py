@@ -179,7 +179,7 @@ def _slice(shapes, index):
 
 
 SHAPE_RULES: dict[str, Callable[..., Shape]] = {
-    **{op: _same for op in ("identity", "neg", "abs", "relu", "leaky_relu", "clamp", "tanh", "sigmoid",
+    **{op: _same for op in ("identity", "neg", "abs", "relu", "step", "leaky_relu", "clamp", "tanh", "sigmoid",
                             "exp", "sin", "cos", "sqrt", "square")},
     **{op: _binary for op in ("add", "sub", "mul", "div", "maximum", "minimum")},
     "linear": _linear,

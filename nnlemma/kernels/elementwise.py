@@ -51,6 +51,12 @@ def relu(x):
     return np.where(x > 0, x, np.where(np.isnan(x), x, F32(0.0))).astype(F32)
 
 
+def step(x):
+    """Heaviside: 1 where x > 0, NaN where NaN, +0 elsewhere (both zeros and −inf give +0)."""
+    x = _f(x)
+    return np.where(x > 0, F32(1.0), np.where(np.isnan(x), x, F32(0.0))).astype(F32)
+
+
 def leaky_relu(x, alpha):
     x = _f(x)
     return np.where(x > 0, x, np.multiply(F32(alpha), x, dtype=F32)).astype(F32)

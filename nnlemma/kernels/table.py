@@ -37,6 +37,7 @@ _RAW: dict[str, Callable[..., np.ndarray]] = {
     "neg": ew.neg,
     "abs": ew.abs_,
     "relu": ew.relu,
+    "step": ew.step,
     "leaky_relu": ew.leaky_relu,
     "clamp": ew.clamp,
     "tanh": tr.tanh,

@@ -210,7 +210,7 @@ def net_elementwise_zoo():
     def f(x):
         parts = [nl.exp(x), nl.sin(x), nl.cos(x), nl.sqrt(nl.abs(x)), nl.sqrt(x), nl.square(x), nl.abs(x),
                  nl.neg(x), nl.clamp(x, -0.5, 0.25), nl.clamp(x, lo=0.0), nl.clamp(x, hi=-0.0), nl.hardtanh(x),
-                 nl.relu(x), nl.leaky_relu(x, 0.2), nl.leaky_relu(x, 1.0), nl.tanh(x), nl.sigmoid(x),
+                 nl.relu(x), nl.step(x), nl.leaky_relu(x, 0.2), nl.leaky_relu(x, 1.0), nl.tanh(x), nl.sigmoid(x),
                  nn.Identity()(x)]
         return nl.concat(parts, axis=1)
     return _compile(f, (1, 4))
@@ -485,7 +485,7 @@ def random_conv_net(draw):
 # hypothesis strategies: random small nets and boxes
 
 
-_UNARY = ["relu", "leaky_relu", "tanh", "sigmoid", "exp", "sin", "cos", "sqrt", "square", "abs", "neg", "clamp",
+_UNARY = ["relu", "step", "leaky_relu", "tanh", "sigmoid", "exp", "sin", "cos", "sqrt", "square", "abs", "neg", "clamp",
           "identity"]
 _BINARY = ["add", "sub", "mul", "div", "maximum", "minimum"]
 

@@ -235,7 +235,7 @@ def test_degenerate_box_smooth_nets_contain_point(name):
 # targeted edge cases
 
 
-EDGE_UNARY = ["exp", "sin", "cos", "sqrt", "square", "abs", "neg", "relu", "tanh", "sigmoid", "identity"]
+EDGE_UNARY = ["step", "exp", "sin", "cos", "sqrt", "square", "abs", "neg", "relu", "tanh", "sigmoid", "identity"]
 
 
 def _unary_graph(op, n, **attrs):

@@ -205,7 +205,7 @@ def test_object_bounds_bad_values_raise_input_error(semantics):
 # hypothesis: random small nets, rational points
 
 
-_UNARY = ["relu", "leaky_relu", "tanh", "sigmoid", "exp", "sin", "cos", "sqrt", "square", "abs", "neg", "clamp"]
+_UNARY = ["relu", "step", "leaky_relu", "tanh", "sigmoid", "exp", "sin", "cos", "sqrt", "square", "abs", "neg", "clamp"]
 _BINARY = ["add", "sub", "mul", "div", "maximum", "minimum"]
 
 
