@@ -12,7 +12,7 @@ import nnlemma as nl
 from nnlemma import nn
 from nnlemma.ir import serialize
 from nnlemma.tensor import trace_function
-from f64 import run64
+from nnlemma.float64 import run64
 
 F32 = np.float32
 H = 1e-6

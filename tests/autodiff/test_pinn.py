@@ -8,7 +8,7 @@ import pytest
 
 import nnlemma as nl
 from nnlemma.ir import serialize
-from f64 import run64
+from nnlemma.float64 import run64
 
 F32 = np.float32
 H = 1e-6

@@ -1,6 +1,9 @@
-"""A float64 interpreter for the ops derivative graphs use: the reference the derivative rules are
-checked against (finite differences of the float64 function, and the derivative graph itself
-evaluated in float64, so float32 rounding does not blur the comparison of the formulas)."""
+"""A float64 reference interpreter: numpy float64 per op, in numpy's own summation order.
+
+It is NOT nnlemma's semantics (that is the float32 kernel, SEMANTICS.md) and nothing is verified
+with it. It serves float64 training (:mod:`nnlemma.train`, ``dtype="float64"``) and tests that
+compare derivative formulas with finite differences without float32 rounding in the way. Ops
+without an entry (convolution, pooling) raise :class:`~nnlemma.errors.KernelError`."""
 
 from __future__ import annotations
 
