@@ -19,6 +19,13 @@ from .tensor import Tensor, bind, tensor
 from .weights import load_npz, save_npz
 
 
+def export_onnx(graph, path, **kwargs):
+    """Write an IR graph as ONNX (see :mod:`nnlemma.onnx.export`)."""
+    from .onnx.export import export_onnx as _export
+
+    return _export(graph.graph if isinstance(graph, CompiledGraph) else graph, path, **kwargs)
+
+
 def load_onnx(path, **kwargs):
     """Load an ONNX model as an IR graph (see :mod:`nnlemma.onnx_import`)."""
     from .onnx_import import load_onnx as _load
@@ -28,7 +35,7 @@ def load_onnx(path, **kwargs):
 
 __version__ = "0.1.0"
 __all__ = [
-    "CompiledGraph", "DerivativeError", "autodiff", "train", "bounds", "grad", "jvp", "vjp", "verify", "vnnlib", "IRError", "InputError", "KernelError", "ModelLoadError", "NnlemmaError", "ShapeError",
+    "CompiledGraph", "DerivativeError", "autodiff", "export_onnx", "train", "bounds", "grad", "jvp", "vjp", "verify", "vnnlib", "IRError", "InputError", "KernelError", "ModelLoadError", "NnlemmaError", "ShapeError",
     "Tensor", "UnsupportedOpError", "abs", "bind", "clamp", "compile", "concat", "cos", "exp", "hardtanh",
     "ir", "leaky_relu", "linear", "load_model", "load_npz", "load_onnx", "maximum", "mean", "minimum",
     "neg", "nn", "ops", "relu", "reshape", "run", "save_npz", "sigmoid", "sin", "sqrt", "square",
