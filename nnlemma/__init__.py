@@ -26,6 +26,20 @@ def export_onnx(graph, path, **kwargs):
     return _export(graph.graph if isinstance(graph, CompiledGraph) else graph, path, **kwargs)
 
 
+def from_torch(module):
+    """The ``nl.nn`` equivalent of a Sequential-style torch module (see :mod:`nnlemma.torch_io`)."""
+    from .torch_io import from_torch as _from
+
+    return _from(module)
+
+
+def load_pth(path):
+    """A ``.pth`` checkpoint's tensors by name, read with ``weights_only=True`` (:mod:`nnlemma.torch_io`)."""
+    from .torch_io import load_pth as _load
+
+    return _load(path)
+
+
 def load_onnx(path, **kwargs):
     """Load an ONNX model as an IR graph (see :mod:`nnlemma.onnx_import`)."""
     from .onnx_import import load_onnx as _load
@@ -35,7 +49,7 @@ def load_onnx(path, **kwargs):
 
 __version__ = "0.1.0"
 __all__ = [
-    "CompiledGraph", "DerivativeError", "autodiff", "export_onnx", "train", "bounds", "grad", "jvp", "vjp", "verify", "vnnlib", "IRError", "InputError", "KernelError", "ModelLoadError", "NnlemmaError", "ShapeError",
+    "CompiledGraph", "DerivativeError", "autodiff", "export_onnx", "from_torch", "load_pth", "train", "bounds", "grad", "jvp", "vjp", "verify", "vnnlib", "IRError", "InputError", "KernelError", "ModelLoadError", "NnlemmaError", "ShapeError",
     "Tensor", "UnsupportedOpError", "abs", "bind", "clamp", "compile", "concat", "cos", "exp", "hardtanh",
     "ir", "leaky_relu", "linear", "load_model", "load_npz", "load_onnx", "maximum", "mean", "minimum",
     "neg", "nn", "ops", "relu", "reshape", "run", "save_npz", "sigmoid", "sin", "sqrt", "square",
