@@ -2,8 +2,8 @@
 
 It is NOT nnlemma's semantics (that is the float32 kernel, SEMANTICS.md) and nothing is verified
 with it. It serves float64 training (:mod:`nnlemma.train`, ``dtype="float64"``) and tests that
-compare derivative formulas with finite differences without float32 rounding in the way. Ops
-without an entry (convolution, pooling) raise :class:`~nnlemma.errors.KernelError`."""
+compare derivative formulas with finite differences without float32 rounding in the way. Every op
+of the table has an entry."""
 
 from __future__ import annotations
 
@@ -15,6 +15,49 @@ from nnlemma.ir.shapes import index_tuple, resolve_reshape
 
 def _sum(x, *, axes, keepdims):
     return np.sum(x, axis=tuple(axes), keepdims=bool(keepdims))
+
+
+def _windows(xp, kh, kw, stride, dil, oh, ow):
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, xp[:, :, i * dil[0]:i * dil[0] + stride[0] * (oh - 1) + 1:stride[0],
+                           j * dil[1]:j * dil[1] + stride[1] * (ow - 1) + 1:stride[1]]
+
+
+def _geometry(shape, kh, kw, stride, pads, dil):
+    top, left, bottom, right = pads
+    oh = (shape[2] + top + bottom - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (shape[3] + left + right - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    return oh, ow
+
+
+def _pad(x, pads, value=0.0):
+    top, left, bottom, right = pads
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def _conv2d(x, w, b=None, *, stride, pads, dilation):
+    kh, kw = w.shape[2:]
+    oh, ow = _geometry(x.shape, kh, kw, stride, pads, dilation)
+    y = np.zeros((x.shape[0], w.shape[0], oh, ow))
+    for i, j, patch in _windows(_pad(x, pads), kh, kw, stride, dilation, oh, ow):
+        y += np.einsum("nchw,oc->nohw", patch, w[:, :, i, j])
+    return y if b is None else y + b[None, :, None, None]
+
+
+def _avg_pool(x, *, kernel, stride, pads, count_include_pad):
+    stride = stride or kernel
+    oh, ow = _geometry(x.shape, *kernel, stride, pads, (1, 1))
+    total = sum(p for _, _, p in _windows(_pad(x, pads), *kernel, stride, (1, 1), oh, ow))
+    ones = _pad(np.ones((1, 1) + x.shape[2:]), pads, 1.0 if count_include_pad else 0.0)
+    count = sum(p for _, _, p in _windows(ones, *kernel, stride, (1, 1), oh, ow))
+    return total / count
+
+
+def _max_pool(x, *, kernel, stride, pads):
+    stride = stride or kernel
+    oh, ow = _geometry(x.shape, *kernel, stride, pads, (1, 1))
+    return np.maximum.reduce([p for _, _, p in _windows(_pad(x, pads, -np.inf), *kernel, stride, (1, 1), oh, ow)])
 
 
 F64_RULES = {
@@ -34,6 +77,7 @@ F64_RULES = {
     "transpose": lambda x, *, perm: np.transpose(x, perm),
     "slice": lambda x, *, index: x[index_tuple(index)],
     "concat": lambda *xs, axis: np.concatenate(xs, axis),
+    "conv2d": _conv2d, "avg_pool2d": _avg_pool, "max_pool2d": _max_pool,
     "batch_norm": lambda x, m, v, g, b, *, eps: ((x - m.reshape(1, -1, *[1] * (x.ndim - 2)))
                                                  / np.sqrt(v + np.float64(np.float32(eps))).reshape(1, -1, *[1] * (x.ndim - 2))
                                                  * g.reshape(1, -1, *[1] * (x.ndim - 2))

@@ -148,8 +148,68 @@ def test_conv_and_avg_pool_jvp_are_the_ops_themselves():
     assert np.array_equal(tc.numpy(), nl.bind("conv2d", t, W).numpy())
     _, tp = nl.jvp(lambda a: nl.bind("avg_pool2d", a, kernel=(2, 2)), (x,), (t,))
     assert np.array_equal(tp.numpy(), nl.bind("avg_pool2d", t, kernel=(2, 2)).numpy())
-    with pytest.raises(nl.DerivativeError, match="transposed convolution"):
-        nl.grad(lambda a: nl.bind("conv2d", a, W).sum(axis=(0, 1, 2, 3)))(x)
+
+
+CONV_CASES = [((1, 1), (0, 0, 0, 0), (1, 1)), ((2, 1), (1, 0, 0, 1), (1, 2)), ((2, 3), (2, 1, 1, 2), (2, 1))]
+
+
+@pytest.mark.parametrize("stride,pads,dilation", CONV_CASES)
+def test_conv2d_vjp_data_weight_and_bias_match_finite_differences(stride, pads, dilation):
+    """The transposed convolution (data) and the input-cotangent correlation (weight, bias), for
+    strides, asymmetric padding and dilation, against float64 differences."""
+    rng = np.random.default_rng(sum(stride) + sum(pads))
+    x = rng.standard_normal((2, 3, 7, 8)).astype(F32)
+    W = rng.standard_normal((4, 3, 3, 2)).astype(F32)
+    bias = rng.standard_normal(4).astype(F32)
+    conv = lambda a, w=W, b=bias: nl.bind("conv2d", a, w, b, stride=stride, pads=pads, dilation=dilation)  # noqa: E731
+    wt = rng.standard_normal(conv(x).shape).astype(F32)
+    f = lambda a: (conv(a) * wt).sum(axis=(0, 1, 2, 3))  # noqa: E731
+    close(run64(_graph(nl.grad(f), x), x)[0], fd_grad(f, x))
+    names = {"w": nl.tensor(W), "b": nl.tensor(bias)}
+    g = lambda a: (conv(a, names["w"], names["b"]) * wt).sum(axis=(0, 1, 2, 3))  # noqa: E731
+    (_,), grads = nl.vjp(g, x, params=names)[1](np.ones((), F32))
+    for key, base in (("w", W), ("b", bias)):
+        k = (1,) * base.ndim
+        vals = []
+        for s in (H, -H):
+            moved = base.astype(np.float64).copy()
+            moved[k] += s
+            gr, _ = trace_function(g, [nl.tensor(x)], {id(t): n for n, t in names.items()})
+            vals.append(run64(gr, x, params={key: moved})[0])
+        fd = float((vals[0] - vals[1]) / (2 * H))
+        assert abs(float(grads[key].numpy()[k]) - fd) <= 1e-3 * (1 + abs(fd)), key
+
+
+@pytest.mark.parametrize("kernel,stride,pads", [((2, 2), None, (0, 0, 0, 0)), ((3, 2), (1, 2), (1, 1, 1, 0)),
+                                                 ((2, 3), (2, 1), (0, 1, 1, 1))])
+def test_max_pool_vjp_and_jvp_match_finite_differences(kernel, stride, pads):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 2, 5, 6)).astype(F32)  # distinct values: no ties
+    pool = lambda a: nl.bind("max_pool2d", a, kernel=kernel, stride=stride, pads=pads)  # noqa: E731
+    wt = rng.standard_normal(pool(x).shape).astype(F32)
+    f = lambda a: (pool(a) * wt).sum(axis=(0, 1, 2, 3))  # noqa: E731
+    close(run64(_graph(nl.grad(f), x), x)[0], fd_grad(f, x))
+    t = rng.standard_normal(x.shape).astype(F32)
+    close(run64(_graph(lambda a: nl.jvp(pool, (a,), (t,))[1], x), x)[0], fd_dir(pool, [x], [t]))
+
+
+def test_max_pool_ties_go_to_the_first_element():
+    x = np.array([[[[1.0, 1.0], [0.5, 1.0]]]], F32)
+    g = nl.grad(lambda a: nl.bind("max_pool2d", a, kernel=(2, 2)).sum(axis=(0, 1, 2, 3)))(x)
+    assert np.array_equal(g.numpy(), np.array([[[[1.0, 0.0], [0.0, 0.0]]]], F32))
+    _, t = nl.jvp(lambda a: nl.bind("max_pool2d", a, kernel=(2, 2)), (x,), (np.array([[[[2, 3], [4, 5]]]], F32),))
+    assert t.numpy().item() == 2.0
+
+
+@pytest.mark.parametrize("pads,count_include_pad", [((0, 0, 0, 0), 0), ((1, 0, 1, 1), 0), ((1, 0, 1, 1), 1)])
+def test_avg_pool_vjp_matches_finite_differences(pads, count_include_pad):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 2, 5, 6)).astype(F32)
+    pool = lambda a: nl.bind("avg_pool2d", a, kernel=(2, 3), stride=(2, 2), pads=pads,  # noqa: E731
+                             count_include_pad=count_include_pad)
+    wt = rng.standard_normal(pool(x).shape).astype(F32)
+    f = lambda a: (pool(a) * wt).sum(axis=(0, 1, 2, 3))  # noqa: E731
+    close(run64(_graph(nl.grad(f), x), x)[0], fd_grad(f, x))
 
 
 def _bits(t):
