@@ -16,6 +16,7 @@ state: the trace travels with its tensors.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from typing import Any, Sequence
@@ -42,22 +43,34 @@ def _caller_source() -> str | None:
     return None
 
 
-class Trace:
-    """The recording context of one ``nl.compile`` call: a builder plus the lifted constants."""
+_LEVELS = itertools.count()
 
-    def __init__(self, names: dict[int, str] | None = None) -> None:
+
+class Trace:
+    """The recording context of one ``nl.compile`` call: a builder plus the lifted constants.
+
+    Traces nest (a derivative traces its function inside an enclosing trace); ``level`` orders
+    them, and an op joins the innermost trace among its operands. With ``foreign_ok`` (set by the
+    derivative transforms) a tensor of an enclosing trace is lifted like a constant, and the
+    caller re-runs the graph on that very tensor (``trace_function(..., constants=)``); without it
+    such a tensor is an error, since the graph alone could not compute it."""
+
+    def __init__(self, names: dict[int, str] | None = None, foreign_ok: bool = False) -> None:
         self.builder = Builder()
         self._lifted: dict[int, tuple[Tensor, Value]] = {}
         self._names = names or {}
+        self.foreign_ok = foreign_ok
+        self.level = next(_LEVELS)
 
     def value_of(self, t: "Tensor") -> Value:
         if t._trace is self:
             return t._value
-        if t._trace is not None:
+        if t._trace is not None and not (self.foreign_ok and t._trace.level < self.level):
             raise IRError("a tensor from another trace was used; compile one function at a time")
         hit = self._lifted.get(id(t))
         if hit is None:
-            v = self.builder.param(t._data, self._names.get(id(t)))
+            data = t._data if t._data is not None else np.zeros(t.shape, np.float32)  # placeholder
+            v = self.builder.param(data, self._names.get(id(t)))
             hit = self._lifted[id(t)] = (t, v)  # keep t alive so its id is not reused
         return hit[1]
 
@@ -201,10 +214,11 @@ def bind(op: str, *args: Any, **attrs: Any) -> Tensor:
     """Apply ``op`` to ``args``: eagerly with the float32 kernel, or recorded into a trace."""
     trace = None
     for a in args:
-        if isinstance(a, Tensor) and a._trace is not None:
-            if trace is not None and a._trace is not trace:
+        if isinstance(a, Tensor) and a._trace is not None and a._trace is not trace:
+            if trace is not None and not (trace.foreign_ok or a._trace.foreign_ok):
                 raise IRError(f"op {op!r}: operands come from two different traces")
-            trace = a._trace
+            if trace is None or a._trace.level > trace.level:
+                trace = a._trace  # the innermost trace records the op
     if trace is not None:
         vals = [trace.value_of(a if isinstance(a, Tensor) else Tensor(a)) for a in args]
         out = trace.builder.eqn(op, vals, attrs, source=_caller_source())
@@ -225,17 +239,32 @@ def bind(op: str, *args: Any, **attrs: Any) -> Tensor:
     return Tensor(out)
 
 
-def trace_function(fn, example_inputs: Sequence[Any], names: dict[int, str] | None = None):
-    """Trace ``fn`` on inputs shaped like ``example_inputs``; returns ``(graph, out_structure)``."""
-    trace = Trace(names)
+def trace_function(fn, example_inputs: Sequence[Any], names: dict[int, str] | None = None,
+                   constants: dict[int, "Tensor"] | None = None, bound: Sequence["Tensor"] = ()):
+    """Trace ``fn`` on inputs shaped like ``example_inputs``; returns ``(graph, out_structure)``.
+    ``constants``, if given, receives for every parameter of the graph the tensor it was lifted
+    from (by value id), so a caller can re-run the graph on those very tensors (and the trace then
+    lifts tensors of enclosing traces too). ``bound`` tensors (e.g. a model's parameters, which
+    ``fn`` reaches by closure) become extra graph inputs after the examples, named by ``names``,
+    for the duration of the trace: ops on them are recorded instead of folded."""
+    trace = Trace(names, foreign_ok=constants is not None)
     tracers = []
     for i, x in enumerate(example_inputs):
         shape = x.shape if isinstance(x, Tensor) else np.shape(x)
         tracers.append(Tensor(_value=trace.builder.input(shape, f"input{i}"), _trace=trace))
-    result = fn(*tracers)
+    saved = [(t, t._value, t._trace) for t in bound]
+    for t in bound:
+        t._value, t._trace = trace.builder.input(t.shape, trace._names.get(id(t))), trace
+    try:
+        result = fn(*tracers)
+    finally:
+        for t, value, tr in saved:
+            t._value, t._trace = value, tr
     single = isinstance(result, Tensor)
     outs = [result] if single else list(result)
     if not outs or not all(isinstance(o, Tensor) for o in outs):
         raise IRError("a compiled function must return a Tensor or a tuple/list of Tensors")
     vals = [trace.value_of(o) for o in outs]
+    if constants is not None:
+        constants.update({v.id: t for t, v in trace._lifted.values()})
     return trace.builder.build(vals), single

@@ -1,8 +1,8 @@
 """Training on the IR: losses, SGD and Adam, mini-batches, seeds, float32 or float64 arithmetic.
 
-How a step is computed. The model is traced once per batch shape; its trainable parameters become
-graph inputs (:func:`nnlemma.ir.transforms.params_as_inputs`), and the reverse-mode derivative of
-that graph with respect to them (:func:`nnlemma.vjp`), traced once as well and pruned, is a
+How a step is computed. The model is traced once per batch shape with its trainable parameters as
+graph inputs (``trace_function(..., bound=)``: every op on them is recorded, also ops that do not
+touch the data, such as a PINN's boundary term), and the reverse-mode derivative of that graph with respect to them (:func:`nnlemma.vjp`), traced once as well and pruned, is a
 *gradient graph* ``(x, ∂L/∂y, *params) -> (∂L/∂param, ...)``. Each step evaluates it at the
 current weights: with the float32 kernel (``dtype="float32"``, the semantics nnlemma verifies) or
 with the float64 reference interpreter (``dtype="float64"``, :mod:`nnlemma.float64`), in which case
@@ -29,7 +29,7 @@ import numpy as np
 from .errors import InputError
 from .float64 import run64
 from .interpret import run
-from .ir.transforms import params_as_inputs, prune
+from .ir.transforms import prune
 from .nn.module import Module
 from .tensor import Tensor, trace_function
 
@@ -97,22 +97,24 @@ class Adam:
 
 
 class _GradientGraphs:
-    """The model's forward and gradient graphs per batch shape, params as inputs."""
+    """Per batch shape: ``fn``'s graph with the trainable tensors as inputs, and its pruned
+    gradient graph ``(x, ∂L/∂y, *params) -> (∂L/∂param, ...)``."""
 
-    def __init__(self, model: Module, names: list[str]):
-        self.model, self.names, self._cache = model, names, {}
+    def __init__(self, fn, tensors: dict[str, Tensor], names: list[str]):
+        self.fn, self.tensors, self.names, self._cache = fn, tensors, names, {}
 
     def get(self, shape: tuple[int, ...]):
         hit = self._cache.get(shape)
         if hit is None:
             from .autodiff import vjp
-            tensors = dict(self.model.named_tensors())
-            g, single = trace_function(self.model, [np.zeros(shape, F32)], {id(t): n for n, t in tensors.items()})
+            # the trainable tensors are graph inputs while fn is traced, so every op on them is
+            # recorded (not folded into a constant), however fn reaches them
+            fwd, single = trace_function(self.fn, [np.zeros(shape, F32)], {id(t): n for n, t in self.tensors.items()},
+                                         bound=[self.tensors[n] for n in self.names])
             if not single:
-                raise InputError("training needs a model with one output")
-            fwd = params_as_inputs(g, self.names)
+                raise InputError("training needs a function with one output")
             out_shape = fwd.output_values[0].shape
-            ex = [np.zeros(shape, F32), np.zeros(out_shape, F32)] + [tensors[n].numpy() for n in self.names]
+            ex = [np.zeros(shape, F32), np.zeros(out_shape, F32)] + [self.tensors[n].numpy() for n in self.names]
 
             def grads(x, ct, *ps):
                 return vjp(fwd, x, *ps)[1](ct)[1:]
@@ -121,33 +123,24 @@ class _GradientGraphs:
         return hit
 
 
-def fit(model: Module, X, Y, *, loss: str | Callable = "mse", optimizer=None, epochs: int = 10,
-        batch_size: int = 32, seed: int = 0, dtype: str = "float32", trainable: list[str] | None = None,
-        progress: bool = False) -> list[float]:
-    """Train ``model`` in place on ``(X, Y)``; returns the mean loss of every epoch.
-
-    ``loss`` is ``"mse"``, ``"cross_entropy"`` or a function ``(y, target) -> (value, ∂L/∂y)``;
-    ``optimizer`` defaults to ``Adam()``; ``trainable`` names the parameters to train (default:
-    every Parameter, not buffers). The last partial batch of an epoch is used as it is (its own
-    traced graphs)."""
-    if dtype not in ("float32", "float64"):
-        raise InputError(f"dtype must be float32 or float64, not {dtype!r}")
-    loss_fn = LOSSES[loss] if isinstance(loss, str) else loss
-    if isinstance(loss, str) and loss not in LOSSES:
-        raise InputError(f"unknown loss {loss!r}; use {sorted(LOSSES)} or a function")
-    opt = optimizer or Adam()
-    X = np.asarray(X.numpy() if isinstance(X, Tensor) else X, F32)
-    Y = np.asarray(Y.numpy() if isinstance(Y, Tensor) else Y)
-    if len(X) != len(Y) or len(X) == 0:
-        raise InputError(f"X and Y need the same positive number of rows (got {len(X)} and {len(Y)})")
-    params = dict(model.named_parameters())
+def _check_names(params: dict, trainable) -> list[str]:
     names = list(params) if trainable is None else list(trainable)
     unknown = [n for n in names if n not in params]
     if unknown:
         raise InputError(f"no trainable parameter {unknown[0]!r} (parameters: {sorted(params)})")
+    return names
+
+
+def _train(fn, tensors: dict, params: dict, names: list[str], X: np.ndarray, step_loss, opt, epochs: int,
+           batch_size: int, seed: int, dtype: str, progress: bool) -> list[float]:
+    """The loop shared by :func:`fit` and :func:`minimize`; ``step_loss(y, idx) -> (value, ∂L/∂y)``."""
+    if dtype not in ("float32", "float64"):
+        raise InputError(f"dtype must be float32 or float64, not {dtype!r}")
+    if batch_size < 1 or epochs < 0:
+        raise InputError(f"batch_size must be >= 1 and epochs >= 0 (got {batch_size}, {epochs})")
     dt = np.float64 if dtype == "float64" else F32
     weights = {n: params[n].numpy().astype(dt) for n in names}
-    graphs = _GradientGraphs(model, names)
+    graphs = _GradientGraphs(fn, tensors, names)
     evaluate = run64 if dtype == "float64" else (lambda g, *xs: run(g, *xs))
     rng = np.random.default_rng(seed)
     history = []
@@ -162,11 +155,10 @@ def fit(model: Module, X, Y, *, loss: str | Callable = "mse", optimizer=None, ep
         total = 0.0
         for s in range(0, len(X), batch_size):
             idx = order[s:s + batch_size]
-            xb, yb = X[idx], Y[idx]
+            xb = X[idx]
             fwd, bwd = graphs.get(xb.shape)
             ws = [weights[n] for n in names]
-            y = np.asarray(evaluate(fwd, xb, *ws)[0], dt)
-            value, ct = loss_fn(y, yb.astype(dt) if np.issubdtype(yb.dtype, np.floating) else yb)
+            value, ct = step_loss(np.asarray(evaluate(fwd, xb, *ws)[0], dt), idx)
             total += value * len(idx)
             grads = evaluate(bwd, xb, np.asarray(ct, dt), *ws)
             for n, g in zip(names, grads):
@@ -180,3 +172,53 @@ def fit(model: Module, X, Y, *, loss: str | Callable = "mse", optimizer=None, ep
     for n in names:
         params[n].assign(weights[n].astype(F32), n)
     return history
+
+
+def _rows(a, what: str) -> np.ndarray:
+    a = np.asarray(a.numpy() if isinstance(a, Tensor) else a)
+    if a.ndim == 0 or len(a) == 0:
+        raise InputError(f"{what} needs at least one row")
+    return a
+
+
+def fit(model: Module, X, Y, *, loss: str | Callable = "mse", optimizer=None, epochs: int = 10,
+        batch_size: int = 32, seed: int = 0, dtype: str = "float32", trainable: list[str] | None = None,
+        progress: bool = False) -> list[float]:
+    """Train ``model`` in place on ``(X, Y)``; returns the mean loss of every epoch.
+
+    ``loss`` is ``"mse"``, ``"cross_entropy"`` or a function ``(y, target) -> (value, ∂L/∂y)``;
+    ``optimizer`` defaults to ``Adam()``; ``trainable`` names the parameters to train (default:
+    every Parameter, not buffers). The last partial batch of an epoch is used as it is (its own
+    traced graphs)."""
+    if isinstance(loss, str) and loss not in LOSSES:
+        raise InputError(f"unknown loss {loss!r}; use {sorted(LOSSES)} or a function")
+    loss_fn = LOSSES[loss] if isinstance(loss, str) else loss
+    X, Y = _rows(X, "X").astype(F32), _rows(Y, "Y")
+    if len(X) != len(Y):
+        raise InputError(f"X and Y need the same positive number of rows (got {len(X)} and {len(Y)})")
+    params = dict(model.named_parameters())
+    names = _check_names(params, trainable)
+    dt = np.float64 if dtype == "float64" else F32
+
+    def step_loss(y, idx):
+        yb = Y[idx]
+        return loss_fn(y, yb.astype(dt) if np.issubdtype(yb.dtype, np.floating) else yb)
+    return _train(model, dict(model.named_tensors()), params, names, X, step_loss, optimizer or Adam(), epochs,
+                  batch_size, seed, dtype, progress)
+
+
+def minimize(objective: Callable, params: dict[str, Tensor] | Module, X, *, optimizer=None, epochs: int = 10,
+             batch_size: int = 32, seed: int = 0, dtype: str = "float32", progress: bool = False) -> list[float]:
+    """Minimise ``objective(x_batch)`` — any function of a batch of rows of ``X`` returning one
+    scalar tensor, written with nnlemma ops (it may use ``nl.grad``/``nl.jvp``, e.g. a PINN
+    residual) — over the named tensors ``params`` (or a module's parameters), in place. Returns
+    the mean objective of every epoch (weighted by batch size)."""
+    named = dict(params.named_parameters()) if isinstance(params, Module) else dict(params)
+    X = _rows(X, "X").astype(F32)
+
+    def step_loss(y, idx):
+        if y.size != 1:
+            raise InputError(f"the objective must return one scalar, got shape {list(y.shape)}")
+        return float(y.reshape(())), np.ones(y.shape, y.dtype)
+    return _train(objective, named, named, list(named), X, step_loss, optimizer or Adam(), epochs, batch_size, seed,
+                  dtype, progress)

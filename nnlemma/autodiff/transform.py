@@ -31,20 +31,28 @@ def _as_tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else tensor(x)
 
 
-def _graph_of(fn, primals: Sequence[Tensor], names: dict[int, str] | None = None) -> tuple[Graph, bool]:
+def _graph_of(fn, primals: Sequence[Tensor], names: dict[int, str] | None = None
+              ) -> tuple[Graph, bool, dict[int, Tensor]]:
+    """``fn``'s graph, its output structure, and the tensors its parameters were lifted from."""
     if isinstance(fn, Graph):
-        return fn, len(fn.outputs) == 1
+        return fn, len(fn.outputs) == 1, {}
     from ..compile import CompiledGraph
     if isinstance(fn, CompiledGraph):
-        return fn.graph, fn.single_output
+        return fn.graph, fn.single_output, {}
     from ..nn.module import Module
     if isinstance(fn, Module):
         names = {**{id(t): name for name, t in fn.named_tensors()}, **(names or {})}
-    return trace_function(fn, list(primals), names)
+    lifted: dict[int, Tensor] = {}
+    graph, single = trace_function(fn, list(primals), names, lifted)
+    return graph, single, lifted
 
 
-def _forward(graph: Graph, primals: Sequence[Tensor]) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
-    """Run the graph through ``bind``: (value id -> tensor, param id -> its constant tensor)."""
+def _forward(graph: Graph, primals: Sequence[Tensor], lifted: dict[int, Tensor] | None = None
+             ) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
+    """Run the graph through ``bind``: (value id -> tensor, param id -> its constant tensor).
+    Parameters lifted from tensors (``lifted``) are run on those very tensors, so an enclosing
+    trace sees the same objects — a model's weights stay one named parameter however deeply the
+    derivatives nest (and can be trained through them)."""
     if len(primals) != len(graph.inputs):
         raise InputError(f"the function takes {len(graph.inputs)} input(s), got {len(primals)}")
     env: dict[int, Tensor] = {}
@@ -52,7 +60,8 @@ def _forward(graph: Graph, primals: Sequence[Tensor]) -> tuple[dict[int, Tensor]
         if tuple(x.shape) != tuple(v.shape):
             raise InputError(f"input {v.name or v.id}: expected shape {list(v.shape)}, got {list(x.shape)}")
         env[v.id] = x
-    consts = {p.value.id: Tensor(p.data) for p in graph.params}
+    lifted = lifted or {}
+    consts = {p.value.id: lifted[p.value.id] if p.value.id in lifted else Tensor(p.data) for p in graph.params}
     env.update(consts)
     for e in graph.equations:
         env[e.out.id] = bind(e.op, *(env[i] for i in e.inputs), **dict(e.attrs))
@@ -119,8 +128,8 @@ def vjp(fn, *primals, params: dict[str, Tensor] | None = None):
     (zeros where an input does not influence the outputs). With ``params`` (name -> tensor, the
     tensors ``fn`` uses as constants) it returns ``(input cotangents, {name: cotangent})``."""
     primals = [_as_tensor(x) for x in primals]
-    graph, single = _graph_of(fn, primals, {id(t): name for name, t in (params or {}).items()})
-    env, consts = _forward(graph, primals)
+    graph, single, lifted = _graph_of(fn, primals, {id(t): name for name, t in (params or {}).items()})
+    env, consts = _forward(graph, primals, lifted)
     outs = [env[o] for o in graph.outputs]
     input_ids = [v.id for v in graph.inputs]
     by_name = {p.value.name: p.value.id for p in graph.params if params and p.value.name in params}
@@ -165,8 +174,8 @@ def jvp(fn, primals: Sequence[Any], tangents: Sequence[Any]):
     for p, t in zip(primals, tangents):
         if tuple(p.shape) != tuple(t.shape):
             raise InputError(f"tangent shape {list(t.shape)} != primal shape {list(p.shape)}")
-    graph, single = _graph_of(fn, primals)
-    env, _ = _forward(graph, primals)
+    graph, single, lifted = _graph_of(fn, primals)
+    env, _ = _forward(graph, primals, lifted)
     tan = forward_tangents(graph, env, {v.id: t for v, t in zip(graph.inputs, tangents)})
     outs = [env[o] for o in graph.outputs]
     touts = [tan.get(o) if tan.get(o) is not None else _zeros_like(env[o]) for o in graph.outputs]
