@@ -2,6 +2,9 @@
 
 What CROWN relaxes (everything else is affine, substituted exactly, or *cut* at its interval):
 
+* ``step`` (derivative graphs) through :func:`nnlemma.bounds.linrelax.step_relaxation`: lower
+  ``a_lo·x + b_lo``, upper ``a_hi·x + b_hi`` with ``step(x) = 1 if x > 0 else 0``, recorded like
+  relu's (both intercepts: a stable-on element's lower line is ``y = 1``).
 * ``relu`` and ``leaky_relu`` (:data:`nnlemma.bounds.common.RELAX`) through
   :func:`nnlemma.bounds.linrelax.relu_relaxation`, called by :func:`nnlemma.bounds.common.relaxation`
   with the float64 endpoints of the input's final interval and ``negative_slope`` = the op's
@@ -15,9 +18,8 @@ What CROWN relaxes (everything else is affine, substituted exactly, or *cut* at 
     outward), or the flat line ``y = u`` when ``c < 2^−400``.
 
   The backward pass (:func:`nnlemma.bounds.backward._relax` → :func:`nnlemma.bounds.fused.relax_terms`)
-  uses ``a_lo``, ``a_hi`` and ``b_hi`` only: the lower line's intercept is taken to be 0 whatever
-  ``b_lo`` is, so the lower line stated here is ``a_lo·x`` (``relu_relaxation`` returns
-  ``b_lo = 0``; the tests pin that).
+  uses all four coefficients; ``relu_relaxation`` returns ``b_lo = 0`` (the tests pin that), so
+  the lower line stated here is ``a_lo·x + b_lo`` with the recorded ``b_lo``.
 * ``mul`` of two non-constant operands of the result's shape with finite, NaN-free intervals
   (:func:`nnlemma.bounds.backward._mccormick`): McCormick planes ``lb·a + la·b + c_lo <= a·b <=
   ub·a + la·b + c_hi`` with ``c_lo = down(−fl(la·lb))`` and ``c_hi = up(−fl(la·ub))``; Λ⁺ takes the
@@ -95,10 +97,10 @@ import numpy as np
 
 from encoders import terms as T
 from nnlemma.bounds.backward import backward, node_bounds
-from nnlemma.bounds.common import RELAX, SMOOTH, outward
+from nnlemma.bounds.common import RELAX, SMOOTH, STEP, outward
 from nnlemma.bounds.crown import prepare, tighten
 from nnlemma.bounds.interval import SEMANTICS, Interval
-from nnlemma.bounds.linrelax import relu_relaxation
+from nnlemma.bounds.linrelax import relu_relaxation, step_relaxation
 from nnlemma.ir.graph import Graph
 
 from .fp_transfer import Gap
@@ -183,16 +185,17 @@ def _collect_relu(ctx, e, snap, phase: str, done: set[int]) -> list[ReluRelax]:
     x = e.inputs[0]
     l, u = _interval64(ctx, snap, x)
     s = dict(e.attrs).get("alpha", 0.0) if e.op == "leaky_relu" else 0.0
-    again = relu_relaxation(l, u, ctx.alpha.get(z), s)
+    again = step_relaxation(l, u) if e.op == "step" else relu_relaxation(l, u, ctx.alpha.get(z), s)
     if not all(_same(p, q) for p, q in zip(again, (a_lo, b_lo, a_hi, b_hi))):
         raise RuntimeError(f"relaxation of {_node_name(e)} was not computed from the recorded interval: "
                            "obligations.relaxation no longer mirrors nnlemma.bounds.crown")
     shape = l.shape
-    a_lo, a_hi, b_hi = (np.broadcast_to(np.asarray(v, np.float64), shape) for v in (a_lo, a_hi, b_hi))
+    a_lo, b_lo, a_hi, b_hi = (np.broadcast_to(np.asarray(v, np.float64), shape) for v in (a_lo, b_lo, a_hi, b_hi))
     out = []
     for idx in np.ndindex(shape):
         out.append(ReluRelax(_node_name(e), e.op, tuple(int(i) for i in idx), float(l[idx]), float(u[idx]),
-                             float(s), Line(float(a_lo[idx]), 0.0), Line(float(a_hi[idx]), float(b_hi[idx])),
+                             float(s), Line(float(a_lo[idx]), float(b_lo[idx])),
+                             Line(float(a_hi[idx]), float(b_hi[idx])),
                              phase))
     return out
 
@@ -256,7 +259,7 @@ def crown_relaxation_run(graph: Graph, lo, hi, semantics: str = "float32", alpha
     ctx, reason = prepare(graph, lo, hi, semantics)
     if ctx is None:
         return RelaxationRun("unknown", reason)
-    relaxed = [e for e in graph.equations if e.op in RELAX]
+    relaxed = [e for e in graph.equations if e.op in RELAX | STEP]
     smooth = [e for e in graph.equations if e.op in SMOOTH]
     muls = [e for e in graph.equations if e.op == "mul"]
     run = RelaxationRun("ok")
@@ -349,8 +352,11 @@ def _qs(v) -> str:
     return str(_q(v))
 
 
-def pwl_value(x: T.Term, s: Fraction) -> T.Term:
-    """``relu`` (s = 0) / ``leaky_relu`` in QF_LRA: ``ite(0 < x, x, s·x)``."""
+def pwl_value(x: T.Term, s: Fraction, op: str = "relu") -> T.Term:
+    """``relu`` (s = 0) / ``leaky_relu`` in QF_LRA: ``ite(0 < x, x, s·x)``; ``step``:
+    ``ite(0 < x, 1, 0)``."""
+    if op == "step":
+        return T.ite(T.r_lt(T.real(0), x), T.real(1), T.real(0))
     neg = T.real(0) if s == 0 else T.r_mul(T.real(s), x)
     return T.ite(T.r_lt(T.real(0), x), x, neg)
 
@@ -362,12 +368,12 @@ def _affine(coeffs: list[tuple[Fraction, T.Term]], const: Fraction) -> T.Term:
     return ts[0] if len(ts) == 1 else T.r_add(*ts)
 
 
-def line_violation(l, u, s, slope, intercept, side: str) -> T.Term:
+def line_violation(l, u, s, slope, intercept, side: str, op: str = "relu") -> T.Term:
     """``x ∈ [l, u] ∧ r = f(x) ∧ line on the wrong side of r`` (all exact rationals)."""
     x, r = T.var("x", T.REAL), T.var("r", T.REAL)
     line = _affine([(_q(slope), x)], _q(intercept))
     wrong = T.r_lt(r, line) if side == "lower" else T.r_lt(line, r)
-    return T.and_(T.r_le(T.real(_q(l)), x), T.r_le(x, T.real(_q(u))), T.eq(r, pwl_value(x, _q(s))), wrong)
+    return T.and_(T.r_le(T.real(_q(l)), x), T.r_le(x, T.real(_q(u))), T.eq(r, pwl_value(x, _q(s), op)), wrong)
 
 
 def plane_violation(a_box, b_box, plane: Plane, side: str) -> T.Term:
@@ -387,7 +393,7 @@ def _fmt(v: float) -> str:
 
 def relu_obligation(rel: ReluRelax, side: str, oid: str, model: str = "model") -> Obligation:
     ln = rel.lower if side == "lower" else rel.upper
-    f = "relu(x)" if rel.op == "relu" else f"leaky_relu(x) (slope {_fmt(rel.negative_slope)} below 0)"
+    f = {"relu": "relu(x)", "step": "step(x)"}.get(rel.op, f"leaky_relu(x) (slope {_fmt(rel.negative_slope)} below 0)")
     rel_txt = "<=" if side == "lower" else ">="
     statement = (f"{rel.op} {side} line {_fmt(ln.slope)}*x + {_fmt(ln.intercept)} {rel_txt} {f} for every "
                  f"real x in [{_fmt(rel.l)}, {_fmt(rel.u)}] (element {list(rel.index)}, {rel.phase})")
@@ -396,7 +402,7 @@ def relu_obligation(rel: ReluRelax, side: str, oid: str, model: str = "model") -
     prov = {"model": model, "node": rel.node, "op": rel.op, "element": list(rel.index), "side": side,
             "phase": rel.phase, "l": float(rel.l), "u": float(rel.u)}
     return Obligation(oid, "relaxation", rel.op, "QF_LRA",
-                      line_violation(rel.l, rel.u, rel.negative_slope, ln.slope, ln.intercept, side),
+                      line_violation(rel.l, rel.u, rel.negative_slope, ln.slope, ln.intercept, side, rel.op),
                       statement, prov, replay)
 
 
@@ -474,7 +480,9 @@ def relaxation_obligations(graph: Graph, lo, hi, model: str = "model", alpha: bo
 
 # ---- replay -------------------------------------------------------------------------------------
 
-def _pwl(x: Fraction, s: Fraction) -> Fraction:
+def _pwl(x: Fraction, s: Fraction, op: str = "relu") -> Fraction:
+    if op == "step":
+        return Fraction(1 if x > 0 else 0)
     return x if x > 0 else s * x
 
 
@@ -503,7 +511,7 @@ def replay_relaxation(data: dict, model: dict) -> tuple[bool, str]:
             x = Fraction(model["x"])
             if not l <= x <= u:
                 return False, f"x = {x} is outside [{l}, {u}]"
-            y, p = _pwl(x, s), slope * x + icpt
+            y, p = _pwl(x, s, data["op"]), slope * x + icpt
             what = f"x = {x}: line {p}, {data['op']}(x) = {y}"
     except (KeyError, ValueError, TypeError, ZeroDivisionError) as exc:
         return False, f"malformed replay data or model: {exc!r}"

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir.graph import Equation
 from ..ir.shapes import index_tuple, normalize_axes
-from .common import RELAX, SMOOTH, U64, Ctx, gamma, relaxation
+from .common import RELAX, SMOOTH, STEP, U64, Ctx, gamma, relaxation
 from .fused import abs_dots, relax_terms, tiny_rows
 
 TINY = 2.0 ** -600
@@ -263,7 +263,7 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
         return _add_lam(lams, acc, ctx, x, new)
     if op in ("identity", "reshape", "transpose", "slice", "concat"):
         return _movement(ctx, e, lam, lams, acc)
-    if op in RELAX or op in SMOOTH:
+    if op in RELAX or op in SMOOTH or op in STEP:
         return _relax(ctx, e, lam, lams, acc)
     if op in ("conv2d", "avg_pool2d", "max_pool2d"):
         from .conv import avg_pool_step, conv2d_step, max_pool_step

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..ir.graph import Equation, Graph
 from .interval import Interval
-from .linrelax import relu_relaxation
+from .linrelax import relu_relaxation, step_relaxation
 from .smooth import smooth_relaxation
 
 U64 = 2.0 ** -53
@@ -25,6 +25,7 @@ AFFINE = {"linear", "matmul", "add", "sub", "neg", "mul", "div", "sum", "mean", 
           "transpose", "slice", "concat"}
 RELAX = {"relu", "leaky_relu"}   # piecewise linear: relaxed, and splittable by ReLU branch and bound
 SMOOTH = {"tanh", "sigmoid"}      # S-shaped: relaxed (nnlemma.bounds.smooth), never split
+STEP = {"step"}                   # Heaviside (derivative graphs): relaxed (linrelax.step_relaxation), never split
 
 
 @dataclass
@@ -90,6 +91,8 @@ def relaxation(ctx: Ctx, e: Equation):
         l, u = ctx.bounds64(x)
         if not (np.isfinite(l).all() and np.isfinite(u).all()) or iv.nan.any() or x in ctx.params:
             hit = None
+        elif e.op in STEP:
+            hit = step_relaxation(l, u)
         elif e.op in SMOOTH:
             hit = smooth_relaxation(e.op, l, u)
             if not all(np.isfinite(c).all() for c in hit):  # at the float64 limits: cut instead

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import InputError
 from ..ir.graph import Graph
 from .backward import node_bounds
-from .common import AFFINE, RELAX, SMOOTH, Ctx, outward
+from .common import AFFINE, RELAX, SMOOTH, STEP, Ctx, outward
 from .ibp import IBP_RULES
 from .ibp import ibp as ibp_bounds
 from .interval import SEMANTICS, Interval
@@ -61,6 +61,9 @@ CROWN_RULES = {**{op: _Treatment("substituted exactly (affine), with its float32
                "batch_norm": _Treatment("with constant statistics: substituted exactly per channel, with an "
                                         "enclosure of 1/sqrt(var + eps) and its four float32 roundings "
                                         "(nnlemma.bounds.batchnorm)"),
+               "step": _Treatment("sound linear relaxation over the input interval (0 or 1 where stable; "
+                                  "else the lines x/u below and 1 + x/|l| above, slopes rounded down; exact op: no "
+                                  "rounding term)"),
                "mul": _Treatment("by a constant: substituted exactly; of two variables: McCormick planes "
                                  "over the operands' intervals; with its float32 rounding bound")}
 
@@ -121,7 +124,7 @@ def _after_relaxation(graph: Graph) -> set[int]:
     affine substitution, which float32 IBP already bounds exactly or tighter."""
     out: set[int] = set()
     for e in graph.equations:
-        if e.op in RELAX or e.op in SMOOTH or any(i in out for i in e.inputs):
+        if e.op in RELAX or e.op in SMOOTH or e.op in STEP or any(i in out for i in e.inputs):
             out.add(e.out.id)
     return out
 
@@ -136,7 +139,7 @@ def tighten(ctx: Ctx, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = N
     the node's IBP interval before anything uses it, which is sound because a bound that holds
     on a superset of the inputs holds on the subset."""
     graph, r = ctx.graph, SEMANTICS[ctx.semantics]
-    targets = {e.inputs[0] for e in graph.equations if e.op in RELAX} & _after_relaxation(graph)
+    targets = {e.inputs[0] for e in graph.equations if e.op in RELAX | STEP} & _after_relaxation(graph)
     smooth_in = {e.inputs[0] for e in graph.equations if e.op in SMOOTH} & _after_relaxation(graph)
     targets |= smooth_in
     looser: dict[int, int] = {}

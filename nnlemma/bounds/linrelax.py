@@ -9,6 +9,13 @@ directed rounding so that the inequalities hold *exactly for the float64 slopes 
   at both endpoints: ``b_hi = max(f(l) − a·l, f(u) − a·u)`` rounded up. A line through the origin
   with slope in [alpha, 1] lies below them everywhere, so ``b_lo = 0`` is exact.
 
+* step (1 for x > 0, else 0): stable elements are the constants 0 (u <= 0) or 1 (l > 0); for
+  l <= 0 < u the lower line ``a·x`` with ``0 <= a <= 1/u`` lies below (``a·x <= 0`` for x <= 0,
+  ``a·x <= x/u <= 1`` on (0, u]), and the upper line ``1 + c·x`` with ``0 <= c <= 1/|l|`` lies
+  above (``>= 1`` for x > 0; ``>= 1 + x/|l| >= 0`` on [l, 0]); the slopes are ``1/u`` and
+  ``1/|l|`` rounded down (0 when that overflows, or when l = 0: the flat line ``y = 1``). step
+  is exact (0 or 1), so there is no rounding term.
+
 Arrays are float64; l <= u elementwise and finite (callers cut non-finite intervals first).
 """
 
@@ -27,6 +34,22 @@ def _up(v):
 
 def _down(v):
     return np.nextafter(v, _DOWN)
+
+
+def step_relaxation(l: np.ndarray, u: np.ndarray):
+    """(a_lo, b_lo, a_hi, b_hi) of step on [l, u] (see the module docstring)."""
+    l, u = np.asarray(l, np.float64), np.asarray(u, np.float64)
+    off, on = (u <= 0), (l > 0)     # stable: step is 0 / 1 on the whole interval
+    with np.errstate(all="ignore"):
+        a_lo = _down(1.0 / u)
+        a_hi = np.where(l < 0, _down(1.0 / -l), 0.0)
+    a_lo = np.where(np.isfinite(a_lo) & (a_lo > 0), a_lo, 0.0)
+    a_hi = np.where(np.isfinite(a_hi) & (a_hi > 0), a_hi, 0.0)
+    a_lo = np.where(off | on, 0.0, a_lo)
+    a_hi = np.where(off | on, 0.0, a_hi)
+    b_lo = np.where(on, 1.0, 0.0)
+    b_hi = np.where(off, 0.0, 1.0)
+    return a_lo, b_lo, a_hi, b_hi
 
 
 def upper_line_convex(l: np.ndarray, u: np.ndarray, fl: np.ndarray, fu: np.ndarray, slope: np.ndarray):

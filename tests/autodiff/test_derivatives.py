@@ -296,3 +296,24 @@ def test_torch_autograd_agrees():
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     torch.tanh(xt @ torch.tensor(W, dtype=torch.float64).T).sum().backward()
     close(run64(_graph(nl.grad(f), x), x)[0], xt.grad.numpy(), rtol=1e-12)
+
+
+def test_relu_network_gradient_graph_is_bounded_soundly():
+    """∇ of a ReLU net is a graph of step, mul, matmul...; IBP and CROWN (which relaxes step) bound
+    it over a box: every float32 kernel value at corners and random points lies inside, exactly."""
+    m = nn.Sequential(nn.Linear(3, 8, seed=1), nn.ReLU(), nn.Linear(8, 8, seed=2), nn.ReLU(), nn.Linear(8, 1, seed=3))
+    g = nl.compile(nl.grad(lambda z: m(z).sum(axis=(0, 1))), np.zeros((1, 3), F32)).graph
+    assert "step" in g.ops_used()
+    lo, hi = np.array([[-0.3, 0.1, -0.2]], F32), np.array([[0.2, 0.4, 0.1]], F32)
+    rng = np.random.default_rng(12)
+    corners = np.array([[a, b, c] for a in (lo[0, 0], hi[0, 0]) for b in (lo[0, 1], hi[0, 1])
+                        for c in (lo[0, 2], hi[0, 2])], F32)
+    pts = np.concatenate([corners, rng.uniform(lo, hi, (64, 3)).astype(F32)])
+    res = [nl.bounds.ibp(g, lo, hi), nl.bounds.crown(g, lo, hi)]
+    for r in res:
+        assert r.status == "ok", r.reason
+        b = r.outputs[0]
+        for p in pts:
+            y = nl.run(g, p[None])[0]
+            assert np.all(b.lo <= y) and np.all(y <= b.hi), (p, y, b.lo, b.hi)
+    assert np.all(res[1].outputs[0].hi - res[1].outputs[0].lo <= res[0].outputs[0].hi - res[0].outputs[0].lo)

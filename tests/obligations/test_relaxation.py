@@ -155,6 +155,40 @@ def test_relu_relaxation_lines_are_proved(lu, s, alpha):
     assert check_line(r, "upper") == "unsat"
 
 
+def _step_oracle(l, u, slope, icpt, side) -> bool:
+    """Exactly: does the line hold against step on [l, u]? (step is 0 on [l, min(u, 0)] and 1 on
+    (0, u]; a line's extremes on each piece are at its ends, the open end 0⁺ as a limit.)"""
+    l, u, a, b = (Fraction(float(v)) for v in (l, u, slope, icpt))
+    ok = True
+    if l <= 0:  # piece where step = 0: ends l and min(u, 0)
+        for x in (l, min(u, Fraction(0))):
+            ok &= (a * x + b <= 0) if side == "lower" else (a * x + b >= 0)
+    if u > 0:   # piece where step = 1: ends max(l, 0) (approached from above) and u
+        for x in (max(l, Fraction(0)), u):
+            ok &= (a * x + b <= 1) if side == "lower" else (a * x + b >= 1)
+    return ok
+
+
+@SETTINGS
+@given(interval())
+def test_step_relaxation_lines_are_proved_and_agree_with_the_oracle(lu):
+    from nnlemma.bounds.linrelax import step_relaxation
+    l, u = lu
+    a_lo, b_lo, a_hi, b_hi = (float(np.asarray(v).reshape(-1)[0]) for v in step_relaxation(np.array([l]), np.array([u])))
+    assert 0 <= a_lo and 0 <= a_hi and np.isfinite([a_lo, a_hi]).all()
+    r = ReluRelax("n", "step", (0,), l, u, 0.0, Line(a_lo, b_lo), Line(a_hi, b_hi))
+    for side in ("lower", "upper"):
+        ln = r.lower if side == "lower" else r.upper
+        assert _step_oracle(l, u, ln.slope, ln.intercept, side)
+        assert solve(relu_obligation(r, side, "t")) == "unsat"
+    if l < 0 < u and 0 < a_lo < 1e300:  # the first float64 slope above 1/u: the line passes 1 at u
+        q = 1 / Fraction(float(u))
+        over = -float_below(-q)
+        steep = ReluRelax("n", "step", (0,), l, u, 0.0, Line(over, 0.0), Line(a_hi, b_hi))
+        assert not _step_oracle(l, u, steep.lower.slope, 0.0, "lower")
+        assert solve(relu_obligation(steep, "lower", "t")) == "sat"
+
+
 # ---- mutations are refuted, and the models replay --------------------------------------------------
 
 def test_chord_slope_one_ulp_down_is_refuted():
