@@ -275,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", metavar="OUT", help="write the verdict and statistics as JSON")
     c.set_defaults(fn=cmd_check)
     _obligations_parser(sub)
+    from obligations.audit_cli import add_parser as add_audit
+    add_audit(sub)
     o = sub.add_parser("ops", help="list ops and their rule coverage")
     o.add_argument("--explain", metavar="OP", help="show one op's semantics and rules")
     o.set_defaults(fn=cmd_ops)

@@ -1,0 +1,2 @@
+"""Audits of the operator semantics: the float32 kernel against independent references
+(:mod:`.kernel`, :mod:`.references`)."""

@@ -1,0 +1,108 @@
+"""``nnlemma audit kernel``: the float32 kernel against its semantics, per op.
+
+Check 1 (symbolic, needs a solver): the op's SMT encoding equals the IEEE operation for every
+input (:mod:`obligations.encoder_agreement`), for every op SMT-LIB can express. Check 2 (numeric):
+the kernel equals an independent reference (:mod:`nnlemma.audit.references`) exhaustively over all
+2^32 float32 inputs for unary ops (``--range`` limits the sweep), and on the edge corpus crossed
+with itself plus random pairs for binary ops. Lives outside the core because check 1 drives a
+solver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from nnlemma.errors import InputError
+
+
+def add_parser(sub) -> None:
+    a = sub.add_parser("audit", help="audit operator semantics (the kernel against IEEE references)")
+    asub = a.add_subparsers(dest="audit_command", required=True)
+    k = asub.add_parser("kernel", help="every op of the float32 kernel: SMT encoding = IEEE (symbolic), kernel = "
+                                       "independent reference (exhaustive over float32 for unary ops)")
+    k.add_argument("--op", action="append", metavar="NAME", help="audit only this op (repeatable)")
+    k.add_argument("--range", metavar="START:STOP", help="unary ops: only bit patterns in [START, STOP) "
+                                                         "(hex or decimal; default all 2^32)")
+    k.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    k.add_argument("--solver", default="z3", help="solver for the symbolic check (z3, bitwuzla, cvc5)")
+    k.add_argument("--no-symbolic", action="store_true", help="skip the symbolic check")
+    k.add_argument("--json", metavar="OUT", help='write {"ops": {NAME: {"checked", "mismatches", ...}}}')
+    k.add_argument("--quiet", action="store_true", help="no progress bar")
+    k.set_defaults(fn=cmd_kernel)
+
+
+def _range(text: str | None) -> tuple[int, int]:
+    if not text:
+        return 0, 1 << 32
+    try:
+        a, b = (int(v, 0) for v in text.split(":"))
+    except ValueError:
+        raise InputError(f"--range must be START:STOP (e.g. 0x3f800000:0x40000000), got {text!r}") from None
+    if not 0 <= a < b <= 1 << 32:
+        raise InputError(f"--range {text}: need 0 <= START < STOP <= 2^32")
+    return a, b
+
+
+def _symbolic(op: str, attrs: dict, solver, timeout: float) -> dict:
+    from .encoder_agreement import REFERENCE, agreement
+    if op not in REFERENCE:
+        return {"status": "n/a", "reason": "no SMT-LIB encoding (transcendental): numeric audit only"}
+    out = solver.check(agreement(op, attrs).violation, timeout)
+    res = {"status": {"unsat": "proved", "sat": "refuted"}.get(out.status, "unknown"),
+           "seconds": round(out.seconds, 3)}
+    if out.status == "sat":
+        res["model"] = {k: (f"0x{v:08x}" if isinstance(v, int) else str(v)) for k, v in out.model.items()}
+    elif out.status != "unsat":
+        res["reason"] = out.reason
+    return res
+
+
+def cmd_kernel(args) -> int:
+    from nnlemma.audit.kernel import BINARY, UNARY, audit_binary, audit_unary, settings
+    known = list(UNARY) + list(BINARY)
+    ops = args.op or known
+    bad = [o for o in ops if o not in known]
+    if bad:
+        raise InputError(f"unknown op {bad[0]!r} for the kernel audit; known: {', '.join(known)}")
+    start, stop = _range(args.range)
+    solver = None
+    if not args.no_symbolic:
+        from solvers import get_solver
+        solver = get_solver(args.solver)
+    report = {}
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+        total = sum((stop - start) * len(settings(o)) for o in ops if o in UNARY)
+        bar = tqdm(total=total, unit="in", unit_scale=True, file=sys.stderr, dynamic_ncols=True, desc="audit")
+    for op in ops:
+        for attrs in settings(op) if op in UNARY else [{}]:
+            name = op + ("(" + ", ".join(f"{k}={v}" for k, v in sorted(attrs.items())) + ")" if attrs else "")
+            if op in UNARY:
+                res = audit_unary(op, attrs, start, stop, args.jobs, bar.update if bar else None)
+            else:
+                res = audit_binary(op)
+            if solver is not None:
+                res["symbolic"] = _symbolic(op, attrs, solver, 60.0)
+            report[name] = res
+            sym = res.get("symbolic", {}).get("status", "skipped")
+            line = (f"{name:<32} checked {res['checked']:>12,}  mismatches {res['mismatches']:>6}  "
+                    f"{res['seconds']:8.2f} s  symbolic {sym}")
+            print(line if bar is None else line, file=sys.stdout, flush=True)
+    if bar is not None:
+        bar.close()
+    if args.json:
+        path = Path(args.json)
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"ops": report}, f, indent=1)
+        os.replace(tmp, path)
+    failed = any(r["mismatches"] or r.get("symbolic", {}).get("status") == "refuted" for r in report.values())
+    return 1 if failed else 0
+
+
+__all__ = ["add_parser"]
