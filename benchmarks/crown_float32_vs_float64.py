@@ -22,11 +22,11 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from results_io import write_result
 
 import nnlemma as nl
 from nnlemma.bounds.crown import crown_context
@@ -81,11 +81,7 @@ def main() -> None:
     payload = {"benchmark": "CROWN float32-sound vs real (float64) output bounds, MNIST-FC 256x2, eps 0.03",
                "machine": platform.platform(), "cpus": os.cpu_count(), "repeat": args.repeat,
                "summary": summary, "rows": rows}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=OUT.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, OUT)
+    write_result(OUT, payload)
     print(json.dumps(summary, indent=1))
 
 

@@ -20,11 +20,11 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from results_io import write_result
 
 import nnlemma as nl
 from nnlemma import nn
@@ -142,11 +142,7 @@ def main() -> None:
     payload = {"benchmark": "training time, nnlemma gradient graphs (float32 kernel) vs torch autograd (float32)",
                "machine": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                "torch_threads": 1, "repeat": args.repeat, "rows": rows}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=OUT.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, OUT)
+    write_result(OUT, payload)
 
 
 if __name__ == "__main__":

@@ -136,7 +136,8 @@ def _round_exact(y) -> np.float32:
     """Nearest-even float32 of the mpmath value y (decided by exact comparison with midpoints;
     120 bits leave no transcendental value of a float32 argument on a midpoint)."""
     import mpmath
-    y = mpmath.mpf(y)
+    # y is used as it is: mpmath.mpf(y) would re-round it to the default 53 bits (a value just
+    # below a float32 midpoint would become the midpoint)
     if abs(y) >= _OVER:  # decided before any exact conversion (an exponent of 10^38 is no Fraction)
         return F32(np.inf) if y > 0 else F32(-np.inf)
     if abs(y) <= mpmath.ldexp(1, -150):  # at most half the smallest subnormal: rounds to ±0 (ties to even)

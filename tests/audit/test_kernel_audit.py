@@ -61,6 +61,17 @@ def test_transcendental_reference_slow_path_agrees_with_mpfr():
             assert want.view(np.uint32) == got.view(np.uint32) or (np.isnan(want) and np.isnan(got)), (name, x)
 
 
+def test_values_just_below_a_midpoint_round_down():
+    """sigmoid(3·2^-23) = 1/2 + 1.5·2^-24 − (a 2^-69 term): just below the midpoint between two
+    float32 neighbours of 1/2, so it rounds down. The exhaustive benchmark found the reference
+    rounding it up when it re-rounded mpmath's 120-bit value to 53 bits (75 such inputs)."""
+    x = np.array([0x34C00000, 0x35600000, 0x36780000], np.uint32).view(F32)
+    got = REFERENCES["sigmoid"](x).view(np.uint32)
+    assert [hex(int(v)) for v in got] == ["0x3f000001", "0x3f000003", "0x3f00000f"]
+    r = K.audit_unary("sigmoid", {}, 0x34000000, 0x37000000, jobs=1, stride=97)
+    assert r["mismatches"] == 0, r["examples"]
+
+
 def test_symbolic_check_proves_every_encodable_op_and_refutes_a_planted_encoder_bug(monkeypatch):
     from encoders import fp32
     from encoders import terms as T
