@@ -33,6 +33,14 @@ def add_parser(sub) -> None:
     k.add_argument("--json", metavar="OUT", help='write {"ops": {NAME: {"checked", "mismatches", ...}}}')
     k.add_argument("--quiet", action="store_true", help="no progress bar")
     k.set_defaults(fn=cmd_kernel)
+    r = asub.add_parser("runtime", help="where numpy / torch / onnxruntime differ from the spec, per op")
+    r.add_argument("runtime", choices=["numpy", "torch", "onnxruntime"])
+    r.add_argument("--op", action="append", metavar="NAME", help="audit only this op (repeatable)")
+    r.add_argument("--stride", type=int, default=1 << 12,
+                   help="unary ops: every STRIDE-th float32 bit pattern besides the edge corpus (1: exhaustive); "
+                        "binary ops: 2^32/STRIDE random pairs")
+    r.add_argument("--json", metavar="OUT", help="write the findings as JSON")
+    r.set_defaults(fn=cmd_runtime)
 
 
 def _range(text: str | None) -> tuple[int, int]:
@@ -59,6 +67,32 @@ def _symbolic(op: str, attrs: dict, solver, timeout: float) -> dict:
     elif out.status != "unsat":
         res["reason"] = out.reason
     return res
+
+
+def _write_json(path_text: str, payload: dict) -> None:
+    path = Path(path_text)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+def cmd_runtime(args) -> int:
+    from nnlemma.audit.runtime import audit_runtime
+    if args.stride < 1:
+        raise InputError(f"--stride must be >= 1, got {args.stride}")
+    rep = audit_runtime(args.runtime, args.stride, args.op)
+    print(f"{args.runtime}: behaviours")
+    for k, v in rep["behaviours"].items():
+        print(f"  {k:<22} {v}")
+    for op, r in rep["ops"].items():
+        print(f"{op:<10} checked {r['checked']:>10,}  differ from spec {r['mismatches']:>8,}  max {r['max_ulps']} ulp(s)")
+    d = rep["dot"]
+    print(f"dot (n={d['length']}): max |runtime - spec| {d['max_abs_deviation']:.3g} = "
+          f"{d['max_deviation_over_order_free_bound']:.3g} x the order-free bound")
+    if args.json:
+        _write_json(args.json, rep)
+    return 0
 
 
 def cmd_kernel(args) -> int:
@@ -96,11 +130,7 @@ def cmd_kernel(args) -> int:
     if bar is not None:
         bar.close()
     if args.json:
-        path = Path(args.json)
-        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"ops": report}, f, indent=1)
-        os.replace(tmp, path)
+        _write_json(args.json, {"ops": report})
     failed = any(r["mismatches"] or r.get("symbolic", {}).get("status") == "refuted" for r in report.values())
     return 1 if failed else 0
 
