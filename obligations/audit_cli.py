@@ -10,13 +10,10 @@ solver.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 
 from nnlemma.errors import InputError
+from nnlemma.verify.report import write_json
 
 
 def add_parser(sub) -> None:
@@ -69,14 +66,6 @@ def _symbolic(op: str, attrs: dict, solver, timeout: float) -> dict:
     return res
 
 
-def _write_json(path_text: str, payload: dict) -> None:
-    path = Path(path_text)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
-
-
 def cmd_runtime(args) -> int:
     from nnlemma.audit.runtime import audit_runtime
     if args.stride < 1:
@@ -91,7 +80,7 @@ def cmd_runtime(args) -> int:
     print(f"dot (n={d['length']}): max |runtime - spec| {d['max_abs_deviation']:.3g} = "
           f"{d['max_deviation_over_order_free_bound']:.3g} x the order-free bound")
     if args.json:
-        _write_json(args.json, rep)
+        write_json(args.json, rep)
     return 0
 
 
@@ -126,11 +115,11 @@ def cmd_kernel(args) -> int:
             sym = res.get("symbolic", {}).get("status", "skipped")
             line = (f"{name:<32} checked {res['checked']:>12,}  mismatches {res['mismatches']:>6}  "
                     f"{res['seconds']:8.2f} s  symbolic {sym}")
-            print(line if bar is None else line, file=sys.stdout, flush=True)
+            print(line, flush=True)
     if bar is not None:
         bar.close()
     if args.json:
-        _write_json(args.json, {"ops": report})
+        write_json(args.json, {"ops": report})
     failed = any(r["mismatches"] or r.get("symbolic", {}).get("status") == "refuted" for r in report.values())
     return 1 if failed else 0
 

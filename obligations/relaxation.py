@@ -2,9 +2,8 @@
 
 What CROWN relaxes (everything else is affine, substituted exactly, or *cut* at its interval):
 
-* ``step`` (derivative graphs) through :func:`nnlemma.bounds.linrelax.step_relaxation`: lower
-  ``a_lo·x + b_lo``, upper ``a_hi·x + b_hi`` with ``step(x) = 1 if x > 0 else 0``, recorded like
-  relu's (both intercepts: a stable-on element's lower line is ``y = 1``).
+* ``step`` through :func:`nnlemma.bounds.linrelax.step_relaxation`, recorded like relu's with
+  both intercepts (a stable-on element's lower line is ``y = 1``), ``step(x) = 1 if x > 0 else 0``.
 * ``relu`` and ``leaky_relu`` (:data:`nnlemma.bounds.common.RELAX`) through
   :func:`nnlemma.bounds.linrelax.relu_relaxation`, called by :func:`nnlemma.bounds.common.relaxation`
   with the float64 endpoints of the input's final interval and ``negative_slope`` = the op's
@@ -200,27 +199,6 @@ def _collect_relu(ctx, e, snap, phase: str, done: set[int]) -> list[ReluRelax]:
     return out
 
 
-def _collect_smooth(ctx, e, snap, phase: str, done: set[int]) -> list:
-    """The cached tanh/sigmoid lines of node e (see :func:`_collect_relu`), recomputed from the
-    recorded interval to check the mirror."""
-    from nnlemma.bounds.smooth import smooth_relaxation
-
-    from .smooth_relax import SmoothRelax
-    z = e.out.id
-    if z in done or not ctx.relax_cache.get(z):
-        return []
-    done.add(z)
-    cached = ctx.relax_cache[z]
-    l, u = _interval64(ctx, snap, e.inputs[0])
-    if not all(_same(p, q) for p, q in zip(smooth_relaxation(e.op, l, u), cached)):
-        raise RuntimeError(f"relaxation of {_node_name(e)} was not computed from the recorded interval: "
-                           "obligations.relaxation no longer mirrors nnlemma.bounds.crown")
-    a_lo, b_lo, a_hi, b_hi = (np.broadcast_to(np.asarray(v, np.float64), l.shape) for v in cached)
-    return [SmoothRelax(_node_name(e), e.op, tuple(int(i) for i in idx), float(l[idx]), float(u[idx]),
-                        (float(a_lo[idx]), float(b_lo[idx])), (float(a_hi[idx]), float(b_hi[idx])), phase)
-            for idx in np.ndindex(l.shape)]
-
-
 def _collect_mccormick(ctx, e, snap, phase: str, done: set) -> list[McCormick]:
     """The McCormick planes ``_mccormick`` builds for mul node e from the operand intervals in
     ``snap`` (same conditions and formulas; nothing if it would cut the node)."""
@@ -260,6 +238,7 @@ def crown_relaxation_run(graph: Graph, lo, hi, semantics: str = "float32", alpha
     if ctx is None:
         return RelaxationRun("unknown", reason)
     relaxed = [e for e in graph.equations if e.op in RELAX | STEP]
+    from .smooth_relax import collect_smooth
     smooth = [e for e in graph.equations if e.op in SMOOTH]
     muls = [e for e in graph.equations if e.op == "mul"]
     run = RelaxationRun("ok")
@@ -270,7 +249,7 @@ def crown_relaxation_run(graph: Graph, lo, hi, semantics: str = "float32", alpha
         for e in relaxed:
             run.relaxations.extend(_collect_relu(ctx, e, snap, phase, done))
         for e in smooth:
-            run.relaxations.extend(_collect_smooth(ctx, e, snap, phase, done))
+            run.relaxations.extend(collect_smooth(ctx, e, snap, phase, done))
         for e in muls:
             run.relaxations.extend(_collect_mccormick(ctx, e, snap, phase, mc_done))
 

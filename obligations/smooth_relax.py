@@ -44,7 +44,7 @@ import gmpy2
 import numpy as np
 
 from encoders import terms as T
-from nnlemma.bounds.smooth import _critical
+from nnlemma.bounds.smooth import _critical, smooth_relaxation
 
 from .model import Obligation
 
@@ -62,6 +62,25 @@ class SmoothRelax:
     lower: tuple[float, float]      # (slope, intercept)
     upper: tuple[float, float]
     phase: str = "crown"
+
+
+def collect_smooth(ctx, e, snap, phase: str, done: set[int]) -> list[SmoothRelax]:
+    """The cached tanh/sigmoid lines of node e, recomputed from the recorded interval to check that
+    :mod:`obligations.relaxation` still mirrors CROWN (as its relu collector does)."""
+    from .relaxation import _interval64, _node_name, _same
+    z = e.out.id
+    if z in done or not ctx.relax_cache.get(z):
+        return []
+    done.add(z)
+    cached = ctx.relax_cache[z]
+    l, u = _interval64(ctx, snap, e.inputs[0])
+    if not all(_same(p, q) for p, q in zip(smooth_relaxation(e.op, l, u), cached)):
+        raise RuntimeError(f"relaxation of {_node_name(e)} was not computed from the recorded interval: "
+                           "obligations.relaxation no longer mirrors nnlemma.bounds.crown")
+    a_lo, b_lo, a_hi, b_hi = (np.broadcast_to(np.asarray(v, np.float64), l.shape) for v in cached)
+    return [SmoothRelax(_node_name(e), e.op, tuple(int(i) for i in idx), float(l[idx]), float(u[idx]),
+                        (float(a_lo[idx]), float(b_lo[idx])), (float(a_hi[idx]), float(b_hi[idx])), phase)
+            for idx in np.ndindex(l.shape)]
 
 
 def _frac(v: gmpy2.mpfr) -> Fraction:
@@ -163,11 +182,8 @@ def violation(facts_: list[dict], slope: float, intercept: float, side: str) -> 
     return T.and_(*hyps, T.or_(*wrong))
 
 
-def _fmt(v: float) -> str:
-    return repr(float(v))
-
-
 def smooth_obligation(rel: SmoothRelax, side: str, oid: str, model: str = "model", prec: int = PREC) -> Obligation:
+    from .relaxation import _fmt
     slope, intercept = rel.lower if side == "lower" else rel.upper
     fs = facts(rel.op, rel.l, rel.u, slope, side, prec)
     rel_txt = "<=" if side == "lower" else ">="

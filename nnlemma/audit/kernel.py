@@ -80,9 +80,10 @@ def audit_unary(op: str, attrs: dict | None = None, start: int = 0, stop: int = 
 def _binary_reference(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """float64 exact-then-round for + − × ÷ (innocuous double rounding, 53 >= 2·24 + 2); IEEE-2019
     maximum/minimum by the integer order of bit patterns with NaN propagation."""
-    from .references import _bits, _is_nan, _order_key
+    from ..verify.boxes import ordinal
+    from .references import _bits, _is_nan
     if op in ("maximum", "minimum"):
-        ka, kb = _order_key(_bits(a)), _order_key(_bits(b))
+        ka, kb = ordinal(a), ordinal(b)
         pick_a = ka > kb if op == "maximum" else ka < kb
         out = np.where(pick_a, a, b)
         return np.where(_is_nan(_bits(a)) | _is_nan(_bits(b)), F32(np.nan), out).astype(F32)

@@ -26,6 +26,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..verify.boxes import ordinal
+
 F32 = np.float32
 U32 = np.uint32
 SIGN = U32(0x80000000)
@@ -93,17 +95,11 @@ def leaky_relu(x, alpha):
     return np.where(_positive(b), x, prod).astype(F32)
 
 
-def _order_key(b):
-    """A signed integer increasing with the float value (−0 just below +0)."""
-    b = b.astype(np.int64)
-    return np.where(b & 0x80000000, -(b & 0x7FFFFFFF) - 1, b)
-
-
 def clamp(x, lo, hi):
     """IEEE-2019 minimum(maximum(x, lo), hi), by the integer order of bit patterns."""
     b = _bits(x)
-    kl, kh = _order_key(_bits(np.array(lo, F32))), _order_key(_bits(np.array(hi, F32)))
-    k = _order_key(b)
+    kl, kh = ordinal(np.array(lo, F32)), ordinal(np.array(hi, F32))
+    k = ordinal(x)
     out = np.where(k < kl, F32(lo), x)
     out = np.where(k > kh, F32(hi), out)
     return np.where(_is_nan(b), x, out).astype(F32)
