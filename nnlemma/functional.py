@@ -48,6 +48,8 @@ def stack(xs: Sequence[Tensor], axis: int = 0) -> Tensor:
     shape = tuple(xs[0].shape)
     ax = axis % (len(shape) + 1)
     new = shape[:ax] + (1,) + shape[ax:]
+    if shape:  # leave the leading (batch) size free, so the graph can be rebuilt for other batches
+        new = tuple(-1 if i == (1 if ax == 0 else 0) else n for i, n in enumerate(new))
     return concat([bind("reshape", x, shape=new) for x in xs], axis=ax)
 
 

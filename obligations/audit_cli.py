@@ -11,6 +11,7 @@ solver.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from nnlemma.errors import InputError
 from nnlemma.verify.report import write_json
@@ -36,6 +37,20 @@ def add_parser(sub) -> None:
     r.add_argument("--stride", type=int, default=1 << 12,
                    help="unary ops: every STRIDE-th float32 bit pattern besides the edge corpus (1: exhaustive); "
                         "binary ops: 2^32/STRIDE random pairs")
+    r.add_argument("--jobs", type=int, default=None, help="worker processes for unary sweeps (default: all cores)")
+    r.add_argument("--model", metavar="MODEL", help="also audit this model (ONNX/.nnl): observed and sound "
+                                                     "runtime-vs-spec output deviation on the box")
+    r.add_argument("--spec", metavar="VNNLIB", help="with --model: the input box(es), and the margin check "
+                                                    "(can the runtime violate what holds for the spec?)")
+    r.add_argument("--box", metavar="LO:HI", help="with --model and no --spec: the same [LO, HI] for every input")
+    r.add_argument("--samples", type=int, default=1000, help="with --model: sampled inputs (default 1000)")
+    r.add_argument("--split-depth", type=int, default=4,
+                   help="with --model: bound on 2^N parts of the box (tighter, slower; default 4)")
+    r.add_argument("--ulps", action="append", metavar="OP=K",
+                   help="with --model: the runtime's error for OP is at most K ulps (default: the shipped "
+                        "exhaustive measurement when the installed runtime version matches)")
+    r.add_argument("--timeout", type=float, default=300.0, help="with --spec: seconds per verification")
+    r.add_argument("--report", metavar="OUT.md", help="write a Markdown report with PNG histograms beside it")
     r.add_argument("--json", metavar="OUT", help="write the findings as JSON")
     r.set_defaults(fn=cmd_runtime)
 
@@ -66,11 +81,60 @@ def _symbolic(op: str, attrs: dict, solver, timeout: float) -> dict:
     return res
 
 
+def _ulps_args(items: list[str] | None) -> dict[str, dict]:
+    out = {}
+    for item in items or []:
+        op, _, k = item.partition("=")
+        try:
+            out[op.strip()] = {"max_ulps": int(k), "limit": None}
+        except ValueError:
+            raise InputError(f"--ulps takes OP=K with an integer K, got {item!r}") from None
+    return out
+
+
+def _model_audit(args) -> dict:
+    import numpy as np
+
+    from nnlemma import load_model, vnnlib
+    from nnlemma.audit.model_audit import audit_model, measured_ulps
+    graph = load_model(args.model)
+    prop, n = None, graph.inputs[0].size if len(graph.inputs) == 1 else 0
+    if args.spec:
+        prop = vnnlib.load(args.spec)
+        box = prop.cases[0].box.float32_bounds()
+        if box is None:
+            raise InputError(f"{args.spec}: the first case's box holds no float32 point")
+        lo, hi = box
+    elif args.box:
+        try:
+            a, b = (float(v) for v in args.box.split(":"))
+        except ValueError:
+            raise InputError(f"--box must be LO:HI, got {args.box!r}") from None
+        lo, hi = np.full(n, a, np.float32), np.full(n, b, np.float32)
+    else:
+        raise InputError("--model needs an input box: --spec P.vnnlib or --box LO:HI")
+    ulps, source = measured_ulps(args.runtime)
+    given = _ulps_args(args.ulps)
+    ulps.update(given)
+    if given:
+        source += "; stated with --ulps: " + ", ".join(f"{k} {v['max_ulps']}" for k, v in given.items())
+    res = audit_model(graph, args.runtime, lo, hi, ulps=ulps, samples=args.samples, prop=prop,
+                      timeout=args.timeout, split_depth=args.split_depth)
+    res.update(path=str(args.model), ulps_source=source)
+    return res
+
+
 def cmd_runtime(args) -> int:
-    from nnlemma.audit.runtime import audit_runtime
+    from nnlemma.audit.runtime import audit_runtime, runtime_versions
     if args.stride < 1:
         raise InputError(f"--stride must be >= 1, got {args.stride}")
-    rep = audit_runtime(args.runtime, args.stride, args.op)
+    if args.samples < 1 or args.split_depth < 0:
+        raise InputError("--samples must be >= 1 and --split-depth >= 0")
+    for out in (args.json, args.report):
+        if out and not Path(out).resolve().parent.is_dir():
+            raise InputError(f"{out}: the output directory does not exist")
+    rep = audit_runtime(args.runtime, args.stride, args.op, jobs=args.jobs)
+    rep["versions"] = runtime_versions()
     print(f"{args.runtime}: behaviours")
     for k, v in rep["behaviours"].items():
         print(f"  {k:<22} {v}")
@@ -79,9 +143,28 @@ def cmd_runtime(args) -> int:
     d = rep["dot"]
     print(f"dot (n={d['length']}): max |runtime - spec| {d['max_abs_deviation']:.3g} = "
           f"{d['max_deviation_over_order_free_bound']:.3g} x the order-free bound")
+    status = 0
+    if args.model:
+        m = rep["model"] = _model_audit(args)
+        b = m["bound"]
+        print(f"model {args.model}: observed max |runtime - spec| {max(m['observed_max_deviation']):.3g} over "
+              f"{m['samples']} inputs; sound bound " + (f"{max(b['max_deviation']):.3g}" if b["status"] == "ok"
+                                                         else f"unknown ({b['reason']})"))
+        if b["status"] == "ok" and not m["within_bound"]:
+            print("model: the runtime EXCEEDS the bound: it breaks the error model (see the JSON)")
+            status = 1
+        if "margin" in m:
+            v = m["margin"]["runtime_safe"]
+            print(f"model: margin check: runtime safe = {'unknown' if v is None else str(v).lower()}")
+            for c in m["margin"]["cases"]:
+                print(f"  case {c['case']}: {c['why']}")
+            status = status or (1 if v is False else 0)
     if args.json:
         write_json(args.json, rep)
-    return 0
+    if args.report:
+        from nnlemma.audit.report_md import write_report
+        print(f"report: {write_report(args.report, rep)}")
+    return status
 
 
 def cmd_kernel(args) -> int:

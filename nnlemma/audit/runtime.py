@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import InputError
 from ..kernels import KERNEL_RULES
 from ..kernels.edge import EDGE_F32, NAN_PATTERNS
+from .sweep import MAX_EXAMPLES, compare, finish, sweep
 
 F32 = np.float32
 U32 = np.uint32
@@ -75,7 +76,9 @@ def _onnx_ops() -> dict[str, Callable]:
             model = helper.make_model(helper.make_graph([node], op, ins, [out]),
                                       opset_imports=[helper.make_opsetid("", 17)])
             model.ir_version = 8
-            sess = cache[key] = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = 1  # elementwise ops: threads only add noise; sweeps parallelise by process
+            sess = cache[key] = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
         return sess.run(None, {f"x{i}": np.ascontiguousarray(a, F32) for i, a in enumerate(args)})[0]
     return {op: (lambda *a, _op=op: run(_op, *a)) for op in names}
 
@@ -91,24 +94,15 @@ def runtime_ops(name: str) -> dict[str, Callable]:
         raise InputError(f"runtime {name!r} is not installed (pip install {pip}); skipped") from None
 
 
-def _ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance in float32 steps between finite values (ordered bit patterns)."""
-    def key(x):
-        k = x.view(U32).astype(np.int64)
-        return np.where(k & 0x80000000, -(k & 0x7FFFFFFF), k)
-    return np.abs(key(a) - key(b))
-
-
-def _inputs(binary: bool, stride: int, seed: int) -> tuple[np.ndarray, ...]:
+def _edges(binary: bool, n_random: int, seed: int) -> tuple[np.ndarray, ...]:
+    """The edge corpus (crossed with itself plus ``n_random`` random pairs for binary ops)."""
     edge = np.concatenate([EDGE_F32, np.array(NAN_PATTERNS, U32).view(F32)])
-    if binary:
-        a, b = (v.reshape(-1) for v in np.meshgrid(edge, edge, indexing="ij"))
-        rng = np.random.default_rng(seed)
-        n = max(1, (1 << 32) // stride)
-        ra, rb = (rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(U32).view(F32) for _ in range(2))
-        return np.concatenate([a, ra]), np.concatenate([b, rb])
-    sweep = np.arange(0, 1 << 32, stride, dtype=np.uint64).astype(U32).view(F32)
-    return (np.concatenate([edge, sweep]),)
+    if not binary:
+        return (edge,)
+    a, b = (v.reshape(-1) for v in np.meshgrid(edge, edge, indexing="ij"))
+    rng = np.random.default_rng(seed)
+    ra, rb = (rng.integers(0, 1 << 32, n_random, dtype=np.uint64).astype(U32).view(F32) for _ in range(2))
+    return np.concatenate([a, ra]), np.concatenate([b, rb])
 
 
 def _behaviours(ops: dict) -> dict[str, str]:
@@ -128,23 +122,39 @@ def _behaviours(ops: dict) -> dict[str, str]:
     return out
 
 
-def audit_op(ops: dict, op: str, stride: int = 1 << 12, seed: int = 0, examples: int = 5) -> dict:
-    """One op of a runtime against the spec kernel."""
+def audit_op(name: str, ops: dict, op: str, stride: int = 1 << 12, seed: int = 0, jobs: int | None = None,
+             progress: Callable[[int], None] | None = None) -> dict:
+    """One op of a runtime against the spec kernel: the edge corpus, then (unary ops) every
+    ``stride``-th float32 bit pattern (:func:`nnlemma.audit.sweep.sweep`; 1 is exhaustive) or
+    (binary ops) 2^32/stride random pairs."""
     t0 = time.perf_counter()
-    args = _inputs(op in BINARY, stride, seed)
+    binary = op in BINARY
+    args = _edges(binary, max(1, (1 << 32) // stride), seed)
     with np.errstate(all="ignore"):
-        got = np.asarray(ops[op](*args), F32)
-        want = np.asarray(KERNEL_RULES[op](*args), F32)
-    same = (got.view(U32) == want.view(U32)) | (np.isnan(got) & np.isnan(want))
-    bad = np.flatnonzero(~same)
-    fin = np.isfinite(got) & np.isfinite(want)
-    ulps = _ulps(got[fin], want[fin])
-    return {"op": op, "checked": int(got.size), "mismatches": int(bad.size),
-            "max_ulps": int(ulps.max()) if ulps.size else 0,
-            "examples": [{"input": ", ".join(f"0x{int(a[i].view(U32)):08x}" for a in args),
-                          "runtime": f"0x{int(got[i].view(U32)):08x}", "spec": f"0x{int(want[i].view(U32)):08x}"}
-                         for i in bad[:examples]],
-            "seconds": round(time.perf_counter() - t0, 3)}
+        got = np.asarray(ops[op](*args), F32).reshape(-1)
+        want = np.asarray(KERNEL_RULES[op](*args), F32).reshape(-1)
+    stats = compare(args[0] if not binary else np.arange(got.size, dtype=U32).view(F32), got, want)
+    if binary:  # examples name both operands
+        stats["examples"], stats["worst"] = [], None
+        res = finish(stats)
+        bad = np.flatnonzero(~((got.view(U32) == want.view(U32)) | (np.isnan(got) & np.isnan(want))))
+        res["examples"] = [{"input": ", ".join(f"0x{int(a[i].view(U32)):08x}" for a in args),
+                            "runtime": f"0x{int(got[i].view(U32)):08x}", "spec": f"0x{int(want[i].view(U32)):08x}"}
+                           for i in bad[:MAX_EXAMPLES]]
+    else:
+        edge = finish(stats)
+        res = sweep(op, [name], stride=stride, jobs=jobs, progress=progress)[name]
+        for k in ("checked", "mismatches", "class_mismatch", "signed_zero"):
+            res[k] += edge[k]
+        res["max_ulps"] = max(res["max_ulps"], edge["max_ulps"])
+        for lab, c in edge["histogram"].items():
+            res["histogram"][lab] = res["histogram"].get(lab, 0) + c
+        res["examples"] = (edge["examples"] + res["examples"])[:MAX_EXAMPLES]
+        if res["worst"] is None or (edge["worst"] and edge["worst"]["ulps"] > res["worst"]["ulps"]):
+            res["worst"] = edge["worst"]
+        res["exhaustive"] = stride == 1
+    res.update(op=op, seconds=round(time.perf_counter() - t0, 3))
+    return res
 
 
 def audit_dot(ops: dict, n: int = 256, trials: int = 200, seed: int = 0) -> dict:
@@ -175,11 +185,25 @@ def audit_dot(ops: dict, n: int = 256, trials: int = 200, seed: int = 0) -> dict
             "note": "any two summation orders differ by at most 2x the order-free bound"}
 
 
-def audit_runtime(name: str, stride: int = 1 << 12, ops_filter: list[str] | None = None) -> dict:
+def audit_runtime(name: str, stride: int = 1 << 12, ops_filter: list[str] | None = None, jobs: int | None = None,
+                  progress: Callable[[int], None] | None = None) -> dict:
+    """Every chosen op of runtime ``name`` against the spec, its named behaviours and its dot."""
     ops = runtime_ops(name)
     chosen = ops_filter or list(UNARY) + list(BINARY)
     unknown = [o for o in chosen if o not in UNARY + BINARY]
     if unknown:
         raise InputError(f"unknown op {unknown[0]!r}; runtime audit ops: {', '.join(UNARY + BINARY)}")
     return {"runtime": name, "stride": stride, "behaviours": _behaviours(ops),
-            "ops": {op: audit_op(ops, op, stride) for op in chosen}, "dot": audit_dot(ops)}
+            "ops": {op: audit_op(name, ops, op, stride, jobs=jobs, progress=progress) for op in chosen}, "dot": audit_dot(ops)}
+
+
+def runtime_versions() -> dict[str, str | None]:
+    """Installed version of each runtime (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+    out: dict[str, str | None] = {"numpy": np.__version__}
+    for name in ("torch", "onnxruntime"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out

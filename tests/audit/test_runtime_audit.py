@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from nnlemma.audit import runtime as R
@@ -49,3 +50,25 @@ def test_cli_json(tmp_path):
     assert d["runtime"] == "numpy" and set(d["ops"]) == {"relu", "exp"}
     assert {"checked", "mismatches", "max_ulps", "examples"} <= set(d["ops"]["exp"])
     assert main(["audit", "runtime", "numpy", "--stride", "0"]) == 2
+
+
+def test_compare_counts_ulps_zeros_and_classes():
+    from nnlemma.audit.sweep import compare, finish
+    one = np.float32(1)
+    x = np.array([0, 1, 2, 3, 4, 5], np.float32)
+    want = np.array([one, one, -0.0, np.nan, 1e-45, np.inf], np.float32)
+    got = np.array([one, np.nextafter(one, np.float32(2)), 0.0, 1.0, -1e-45, np.inf], np.float32)
+    r = finish(compare(x, got, want))
+    assert r["checked"] == 6 and r["mismatches"] == 4
+    assert r["max_ulps"] == 2  # +1e-45 to -1e-45 crosses zero: two steps
+    assert r["signed_zero"] == 1 and r["class_mismatch"] == 1
+    assert r["histogram"] == {"0": 3, "1": 1, "2-3": 1}
+    assert r["worst"]["input"] == f"0x{int(np.float32(4).view(np.uint32)):08x}"
+
+
+def test_exhaustive_sweep_of_a_range_in_two_processes():
+    from nnlemma.audit.sweep import sweep
+    a, b = 0x3F800000, 0x3F800000 + (3 << 21)  # [1, 1.75): 6.3M patterns, several chunks
+    par = sweep("relu", ["numpy"], a, b, 1, jobs=2)["numpy"]
+    ser = sweep("relu", ["numpy"], a, b, 1, jobs=1)["numpy"]
+    assert par["checked"] == ser["checked"] == b - a and par["mismatches"] == ser["mismatches"] == 0
