@@ -14,7 +14,14 @@ float32 CROWN enclosure (IBP where CROWN has no answer) (so ``|v_spec| <= m_v`` 
   ``γ_n = n·u/(1 − n·u)``, ``u = 2^−24`` (Higham, *Accuracy and Stability of Numerical
   Algorithms*, §3.1 — the bound holds for every order, and an FMA rounds less, never more);
 * subnormals may be flushed to zero, on inputs and results (FTZ/DAZ): each flush moves a value by
-  less than ``2^−126``, added per operation and per operand (gradual underflow errs less);
+  less than ``2^−126``, so every arithmetic operand's deviation is taken as ``d + 2^−126`` (scaled
+  by the other operand where it multiplies: ``|W|·(d + 2^−126)``, ``2^−126·|x|`` for a flushed
+  weight) and every result gets ``2^−126`` per side (gradual underflow errs less); a divisor that
+  may reach the subnormal range is refused;
+* no operation overflows: a node whose worst-case magnitude (``Σ|terms|·(1 + 2^−20)``, which bounds
+  every partial sum of any order) reaches FLT_MAX makes the bound unknown;
+* ``linear`` and ``conv2d`` weights and biases are parameters (constant points); products of two
+  variables must be ``matmul``;
 * elementwise unary ops are within ``K`` ulps of the correctly rounded spec kernel, ``K`` given
   per op (measured exhaustively by ``benchmarks/audit_runtime.py`` or stated by the user); an op
   with no stated ``K`` makes the bound unknown;
@@ -96,12 +103,14 @@ def _rowsum_abs_w(w: np.ndarray) -> np.ndarray:
 
 
 def _smooth(op: str, lo: np.ndarray, hi: np.ndarray, d: np.ndarray, k: int, where: str) -> np.ndarray:
+    d = d + TINY  # the runtime may flush a subnormal input (DAZ)
     a, b = lo - d, hi + d
     if op == "sqrt":
         if np.any(a < 0):
             raise Unknown(f"{where}: sqrt input may be negative in the runtime (its enclosure widened by the "
                           f"deviation reaches {float(a.min())!r})")
-        return up(np.sqrt(d) * (1 + 2.0 ** -40) + (k + 1) * (2.0 ** -22 * np.sqrt(b) * (1 + 2.0 ** -20) + 2.0 ** -149), 4)
+        return up(np.sqrt(d) * (1 + 2.0 ** -40) + (k + 1) * (2.0 ** -22 * np.sqrt(b) * (1 + 2.0 ** -20) + 2.0 ** -149)
+                  + TINY, 4)
     zmin = np.where((a <= 0) & (b >= 0), 0.0, np.minimum(np.abs(a), np.abs(b)))
     if op == "tanh":
         lip, fmax = 1 - np.tanh(zmin) ** 2 + 2.0 ** -40, 1.0
@@ -114,7 +123,25 @@ def _smooth(op: str, lo: np.ndarray, hi: np.ndarray, d: np.ndarray, k: int, wher
     else:  # sin, cos
         lip, fmax = 1.0, 1.0
     lip = np.minimum(lip, 1.0) if op in ("tanh", "sigmoid") else lip
-    return up(lip * d + (k + 1) * (2.0 ** -22 * fmax * (1 + 2.0 ** -20) + 2.0 ** -149), 6)
+    _no_overflow(fmax, where)
+    # + TINY: the runtime may flush a subnormal result (FTZ)
+    return up(lip * d + (k + 1) * (2.0 ** -22 * fmax * (1 + 2.0 ** -20) + 2.0 ** -149) + TINY, 6)
+
+
+FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def _no_overflow(magnitude, where: str) -> None:
+    """The rules assume no operation overflows: any order's partial sums and results stay below
+    ``Σ|terms|·(1 + γ)``, which must stay under FLT_MAX (else a reordered runtime may give inf)."""
+    if not np.all(np.asarray(magnitude) * (1 + 2.0 ** -20) < FLT_MAX):
+        raise Unknown(f"{where}: a runtime evaluating in another order may overflow here")
+
+
+def _gamma_checked(n: int, where: str) -> float:
+    if n * U >= 0.25:
+        raise Unknown(f"{where}: {n} terms: the rounding bound needs n·2^-24 < 1/4")
+    return gamma(n)
 
 
 def deviation_bound(graph: Graph, lo, hi, ulps: dict[str, dict]) -> DeviationBound:
@@ -136,13 +163,14 @@ def deviation_bound(graph: Graph, lo, hi, ulps: dict[str, dict]) -> DeviationBou
         d[v.id] = np.zeros(v.shape)
     for p in graph.params:
         d[p.value.id] = np.zeros(p.value.shape)
+    consts = {p.value.id for p in graph.params}
     try:
         for e in graph.equations:
             where = e.describe()
             for i in e.inputs + (e.out.id,):
                 if i not in m:
                     raise Unknown(f"{where}: the spec enclosure is not finite (overflow or NaN possible)")
-            d[e.out.id] = _rule(e, env, m, d, ulps, where)
+            d[e.out.id] = _rule(e, env, m, d, ulps, where, consts)
             if not np.all(np.isfinite(d[e.out.id])):
                 raise Unknown(f"{where}: the deviation bound overflows")
     except Unknown as exc:
@@ -150,69 +178,88 @@ def deviation_bound(graph: Graph, lo, hi, ulps: dict[str, dict]) -> DeviationBou
     return DeviationBound("ok", "", [d[o] for o in graph.outputs])
 
 
-def _rule(e, env, m, d, ulps, where) -> np.ndarray:
+def _rule(e, env, m, d, ulps, where, consts) -> np.ndarray:
     op, attrs, ins = e.op, e.attr_dict, e.inputs
     ds, ms = [d[i] for i in ins], [m[i] for i in ins]
     flush = 2 * TINY
     if op == "relu":  # an input below 0 in both runs (hi + d <= 0) gives 0 in both
-        return np.where(env[ins[0]].hi.astype(np.float64) + ds[0] <= 0, 0.0, ds[0])
-    if op in SELECT:
+        dd = ds[0] + TINY
+        return np.where(env[ins[0]].hi.astype(np.float64) + dd <= 0, 0.0, dd + TINY)
+    if op in SELECT:  # exact selections; a flushed input or result moves the value by < TINY each
         out = ds[0] if len(ds) == 1 else np.maximum(ds[0], ds[1])
-        return np.broadcast_to(out, e.out.shape).copy()
-    if op in MOVE:
+        return np.broadcast_to(out + 2 * TINY, e.out.shape).copy()
+    if op == "max_pool2d":
+        return np.asarray(F64_RULES[op](ds[0], **attrs), np.float64) + 2 * TINY
+    if op in MOVE:  # copies: no arithmetic, no flush
         return np.asarray(F64_RULES[op](*ds, **attrs), np.float64)
+    # arithmetic: the runtime may flush subnormal operands (DAZ, < TINY each) and results (FTZ)
+    ds = [v + TINY for v in ds]
     if op == "leaky_relu":
         a = abs(float(np.float32(attrs["alpha"])))
         return up(max(1.0, a) * ds[0] + U * a * (2 * ms[0] + ds[0]) + flush, 4)
     if op in ("add", "sub"):
+        _no_overflow(ms[0] + ds[0] + ms[1] + ds[1], where)
         return np.broadcast_to(up(ds[0] + ds[1] + U * (ms[0] + ds[0] + ms[1] + ds[1] + ms[0] + ms[1]) + flush, 8),
                                e.out.shape).copy()
     if op in ("mul", "square"):
         (da, db), (ma, mb) = (ds * 2, ms * 2) if op == "square" else (ds, ms)
-        return np.broadcast_to(up((ma + da) * db + da * mb + U * ((ma + da) * (mb + db) + ma * mb) + 2 * flush, 10),
+        _no_overflow((ma + da) * (mb + db), where)
+        return np.broadcast_to(up((ma + da) * db + da * mb + U * ((ma + da) * (mb + db) + ma * mb) + flush, 10),
                                e.out.shape).copy()
     if op == "div":
         iv = env[ins[1]]
         blo, bhi = iv.lo.astype(np.float64), iv.hi.astype(np.float64)
         bmin = np.where(blo > 0, blo, np.where(bhi < 0, -bhi, 0.0))
         low = bmin - ds[1]
-        if np.any(low <= 0):
-            raise Unknown(f"{where}: the divisor's enclosure widened by its deviation contains 0")
+        if np.any(low <= 2 * TINY):
+            raise Unknown(f"{where}: the divisor's enclosure widened by its deviation reaches the subnormal range or 0")
         (ma, mb), (da, db) = ms, ds
         low = low * (1 - 2.0 ** -50)
-        dev = (da * mb + ma * db) / (bmin * low) + U * ((ma + da) / low + ma / bmin) + 2 * flush
+        _no_overflow((ma + da) / low, where)
+        dev = (da * mb + ma * db) / (bmin * low) + U * ((ma + da) / low + ma / bmin) + flush
         return np.broadcast_to(up(dev, 12), e.out.shape).copy()
+    if op in ("linear", "conv2d") and not set(ins[1:]) <= consts:
+        raise Unknown(f"{where}: the weights are not constant parameters (use matmul for products of variables)")
     if op == "linear":
         w = np.abs(env[ins[1]].hi.astype(np.float64))  # parameters are points: lo = hi
         b = np.abs(env[ins[2]].hi.astype(np.float64)) if len(ins) > 2 else 0.0
         n = w.shape[1]
         mr = ms[0] + ds[0]
-        flushes = TINY * (w.sum(axis=1) + mr.sum(axis=-1, keepdims=True) + n + 1)
-        return up(ds[0] @ w.T + gamma(n + 1) * (mr @ w.T + ms[0] @ w.T + 2 * b) + 2 * flushes, 2 * n + 12)
+        _no_overflow(mr @ w.T + b, where)
+        # operand flushes: TINY per weight (times |x|) and per input (times |w|, in ds); n products,
+        # n additions (bias included) per side
+        flushes = TINY * (mr.sum(axis=-1, keepdims=True) + 2 * n + 2)
+        return up(ds[0] @ w.T + _gamma_checked(n + 1, where) * (mr @ w.T + ms[0] @ w.T + 2 * b) + 2 * flushes,
+                  2 * n + 12)
     if op == "matmul":
+        if ms[0].ndim < 2 or ms[1].ndim < 2:
+            raise Unknown(f"{where}: matmul with a 1-D operand has no deviation rule")
         n = ms[0].shape[-1]
         (ma, mb), (da, db) = ms, ds
         mra, mrb = ma + da, mb + db
-        flushes = TINY * (mra.sum(axis=-1, keepdims=True) + mrb.sum(axis=-2, keepdims=True) + n + 1)
-        return up(ma @ db + da @ mrb + gamma(n + 1) * (mra @ mrb + ma @ mb) + 2 * flushes, 2 * n + 12)
+        _no_overflow(mra @ mrb, where)
+        flushes = TINY * (2 * n + 2)
+        return up(ma @ db + da @ mrb + _gamma_checked(n + 1, where) * (mra @ mrb + ma @ mb) + 2 * flushes,
+                  2 * n + 12)
     if op == "conv2d":
         w = np.abs(env[ins[1]].hi.astype(np.float64))
         b = np.abs(env[ins[2]].hi.astype(np.float64)).reshape(1, -1, 1, 1) if len(ins) > 2 else 0.0
         geo = (tuple(attrs["stride"]), tuple(attrs["pads"]), tuple(attrs["dilation"]))
         n = int(np.prod(w.shape[1:]))
         mr = ms[0] + ds[0]
-        ones = np.ones_like(ms[0])
-        flushes = TINY * (conv_abs(ones, w, *geo) + conv_abs(mr, np.ones_like(w), *geo) + n + 1)
-        return up(conv_abs(ds[0], w, *geo) + gamma(n + 1) * (conv_abs(mr, w, *geo) + conv_abs(ms[0], w, *geo) + 2 * b)
-                  + 2 * flushes, 2 * n + 12)
+        _no_overflow(conv_abs(mr, w, *geo) + b, where)
+        flushes = TINY * (conv_abs(mr, np.ones_like(w), *geo) + 2 * n + 2)
+        return up(conv_abs(ds[0], w, *geo) + _gamma_checked(n + 1, where) * (conv_abs(mr, w, *geo)
+                  + conv_abs(ms[0], w, *geo) + 2 * b) + 2 * flushes, 2 * n + 12)
     if op in ("sum", "mean"):
         axes = tuple(attrs["axes"])
         n = int(np.prod([ms[0].shape[a] for a in axes])) if axes else 1
         keep = bool(attrs["keepdims"])
-        s = np.sum(ds[0], axis=axes, keepdims=keep) + gamma(n + 1) * (
-            np.sum(ms[0] + ds[0], axis=axes, keepdims=keep) + np.sum(ms[0], axis=axes, keepdims=keep))
-        s = s + 2 * TINY * (n + 1)
-        return up(s / n if op == "mean" else s, 2 * n + 8)
+        total = np.sum(ms[0] + ds[0], axis=axes, keepdims=keep)
+        _no_overflow(total, where)
+        s = np.sum(ds[0], axis=axes, keepdims=keep) + _gamma_checked(n + 1, where) * (
+            total + np.sum(ms[0], axis=axes, keepdims=keep)) + 2 * TINY * (n + 1)
+        return up(s / n + flush if op == "mean" else s, 2 * n + 8)
     if op in SMOOTH:
         spec = ulps.get(op)
         if spec is None:
@@ -226,7 +273,7 @@ def _rule(e, env, m, d, ulps, where) -> np.ndarray:
         limit = spec.get("limit")
         if limit is not None and np.any(np.maximum(np.abs(lo - ds[0]), np.abs(hi + ds[0])) > limit):
             raise Unknown(f"{where}: the runtime's {op} error was measured only for |x| <= {limit!r}")
-        return _smooth(op, lo, hi, ds[0], int(spec["max_ulps"]), where)
+        return _smooth(op, lo, hi, d[ins[0]], int(spec["max_ulps"]), where)  # _smooth adds the DAZ term itself
     raise Unknown(f"{where}: no deviation rule for op {op!r}")
 
 

@@ -83,6 +83,19 @@ def shifted(case: Case, d: np.ndarray) -> Case:
     return replace(case, unsafe=tuple(tuple(move(a) for a in conj) for conj in case.unsafe))
 
 
+def _runtime_flip(case: Case, x: np.ndarray, y: np.ndarray) -> dict | None:
+    """A replayed runtime violation at ``x`` (an unsafe output, or a NaN/inf one where the spec
+    proved the property), or None."""
+    unsafe = case.unsafe_at(y)
+    if unsafe is True:
+        why = "the runtime reaches the unsafe region"
+    elif unsafe is None or not np.all(np.isfinite(y)):
+        why = "the runtime's output is not finite where the spec proved the property"
+    else:
+        return None
+    return {"spec": "unsat", "runtime_safe": False, "why": why, "flip": {"x": x.tolist(), "runtime_y": y.tolist()}}
+
+
 def _margin(graph: Graph, runner, case: Case, d: np.ndarray, xs, rt, timeout, source) -> dict:
     from ..verify import verify
     one = Property(len(case.box.lo), int(d.size), (case,), source)
@@ -93,18 +106,18 @@ def _margin(graph: Graph, runner, case: Case, d: np.ndarray, xs, rt, timeout, so
     if base.status != "unsat":
         return {"spec": base.status, "runtime_safe": None, "why": f"spec not decided: {base.reason}"}
     for x, y in zip(xs, rt):
-        if case.unsafe_at(y):
-            return {"spec": "unsat", "runtime_safe": False, "why": "the runtime reaches the unsafe region",
-                    "flip": {"x": x.tolist(), "runtime_y": y.tolist()}}
+        flip = _runtime_flip(case, x, y)
+        if flip:
+            return flip
     moved = verify(graph, replace(one, cases=(shifted(case, d),)), timeout=timeout)
     if moved.status == "unsat":
         return {"spec": "unsat", "runtime_safe": True,
                 "why": "the margin exceeds the runtime's deviation bound everywhere on the box"}
     if moved.status == "sat":
         y = runner(moved.x)
-        if case.unsafe_at(y):
-            return {"spec": "unsat", "runtime_safe": False, "why": "the runtime reaches the unsafe region",
-                    "flip": {"x": moved.x.tolist(), "runtime_y": y.tolist()}}
+        flip = _runtime_flip(case, moved.x, y)
+        if flip:
+            return flip
         return {"spec": "unsat", "runtime_safe": None,
                 "why": "somewhere the margin is below the deviation bound; the runtime did not flip there",
                 "closest": {"x": moved.x.tolist(), "spec_y": moved.y.tolist(), "runtime_y": y.tolist()}}

@@ -203,3 +203,46 @@ def test_cli_model_audit(tmp_path, capsys):
     assert main(["audit", "runtime", "numpy", "--op", "relu", "--json", str(tmp_path / "no" / "x.json")]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "--ulps takes OP=K" in err and "does not exist" in err
+
+
+# regressions from the soundness review: overflow in another order, flushed subnormals, weights
+# that are not parameters
+def _g(fn, shape):
+    return nl.compile(fn, np.zeros(shape, F32)).graph
+
+
+def test_possible_overflow_is_unknown():
+    g = _g(lambda x: nl.sum(x, 1), (1, 3))
+    r = deviation_bound(g, np.array([[2.9e38, -3e38, 2.9e38]], F32), np.array([[3e38, -2.9e38, 3e38]], F32), {})
+    assert r.status == "unknown" and "overflow" in r.reason
+
+
+@pytest.mark.parametrize("fn,x,ulps,flushed", [
+    (lambda x: nl.exp(x), -88.0, {"exp": {"max_ulps": 4, "limit": None}}, lambda s, x: F32(0)),
+    (lambda x: x * nl.tensor(np.array([[1e30]], F32)), 1e-40, {}, lambda s, x: F32(0) * F32(1e30)),
+    (lambda x: nl.relu(x), 1e-40, {}, lambda s, x: F32(0)),
+])
+def test_flushing_runtimes_within_bound(fn, x, ulps, flushed):
+    g = _g(fn, (1, 1))
+    xs = np.array([[x]], F32)
+    spec = nl.run(g, xs)[0].reshape(-1)
+    d = deviation_bound(g, xs, xs, ulps).outputs[0].reshape(-1)
+    assert abs(float(flushed(spec, x)) - float(spec[0])) <= d[0]
+
+
+def test_flushed_divisor_is_unknown_and_computed_weights_refused():
+    g = _g(lambda x: x[:, 0:1] / x[:, 1:2], (1, 2))
+    xs = np.array([[1e-20, 1e-40]], F32)
+    assert deviation_bound(g, xs, xs, {}).status == "unknown"
+    g = _g(lambda x: nl.linear(x, nl.reshape(nl.tanh(x), (1, 3))), (1, 3))
+    r = deviation_bound(g, np.zeros((1, 3), F32), np.ones((1, 3), F32), {"tanh": {"max_ulps": 1, "limit": None}})
+    assert r.status == "unknown" and "not constant" in r.reason
+
+
+def test_non_finite_runtime_output_is_a_flip():
+    g = cancelling_model()
+    x = np.array([[1e8, 1, -1e8]], F32)
+    prop = parse(SPEC.format(t="1000.0"))
+    res = audit_model(g, ("nan", lambda v: np.array([np.nan], F32)), x, x, ulps={}, samples=3, prop=prop)
+    assert res["margin"]["runtime_safe"] is False
+    assert "not finite" in res["margin"]["cases"][0]["why"]
