@@ -182,6 +182,10 @@ def _verify_instances(args, rows) -> int:
 
 
 def cmd_check(args) -> int:
+    if args.model.endswith(".py"):
+        return _check_lyapunov(args)
+    if args.certificate is None:
+        raise InputError("check needs MODEL SPEC CERTIFICATE (or SYSTEM.py CERTIFICATE)")
     from . import vnnlib
     from .verify import certificate
     from .verify.checker import check
@@ -200,6 +204,36 @@ def cmd_check(args) -> int:
         write_json(args.json, {"model": str(args.model), "spec": str(args.spec),
                                "certificate": str(args.certificate), **res.to_json()})
     return 0 if res.valid else EXIT_INVALID
+
+
+def _check_lyapunov(args) -> int:
+    from .lyapunov.certificate import check_certificate
+    from .lyapunov.cli import load_system
+    from .verify.report import write_json
+    if args.certificate is not None:
+        raise InputError("a Lyapunov check takes SYSTEM.py CERTIFICATE (two arguments)")
+    try:
+        cert = json.loads(Path(args.spec).read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{args.spec}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    t0 = time.monotonic()
+    ok, reason = check_certificate(load_system(args.model, args.data), cert)
+    print(f"valid  ({reason}, {time.monotonic() - t0:.2f} s)" if ok else f"invalid: {reason}")
+    if args.json:
+        write_json(args.json, {"system": args.model, "certificate": args.spec, "valid": ok, "reason": reason})
+    return 0 if ok else EXIT_INVALID
+
+
+def cmd_lyapunov(args) -> int:
+    from .lyapunov.cli import run_command
+    prover = None
+    if args.prove:
+        from obligations.cli import prove_property
+        args.model = args.system
+
+        def prover(graph, prop, left):
+            return prove_property(graph, prop, args, left)
+    return run_command(args, prover)
 
 
 def cmd_ops(args) -> int:
@@ -269,11 +303,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "property's input region exactly, each leaf's bounds recompute soundly and "
                                    "refute the violation. Prints `valid` (exit 0) or `invalid: REASON` (exit 1); "
                                    "unreadable input exits 2.")
-    c.add_argument("model", help="model file (.onnx or nnlemma IR .json)")
-    c.add_argument("spec", help="VNN-LIB property")
-    c.add_argument("certificate", help="certificate JSON written by `nnlemma verify --certificate`")
+    c.add_argument("model", help="model file (.onnx or nnlemma IR .json), or a Lyapunov system file (.py)")
+    c.add_argument("spec", help="VNN-LIB property (for a system file: its certificate)")
+    c.add_argument("certificate", nargs="?", help="certificate JSON written by `nnlemma verify --certificate`")
+    c.add_argument("--data", metavar="DIR", help="for a system file: passed to system(data_dir=DIR)")
     c.add_argument("--json", metavar="OUT", help="write the verdict and statistics as JSON")
     c.set_defaults(fn=cmd_check)
+    ly = sub.add_parser("lyapunov", help="check a closed-loop system's Lyapunov conditions (discrete or continuous "
+                                         "time), per condition, with counterexamples")
+    from .lyapunov.cli import add_arguments as add_lyapunov
+    add_lyapunov(ly)
+    add_prove_arguments(ly)
+    ly.set_defaults(fn=cmd_lyapunov)
     _obligations_parser(sub)
     from obligations.audit_cli import add_parser as add_audit
     add_audit(sub)

@@ -35,6 +35,10 @@ from .system import V_OUT, System, loop_graph
 FORMAT = "nnlemma-lyapunov-certificate"
 
 
+class Invalid(Exception):
+    """The certificate does not prove what it claims (the message says why)."""
+
+
 def build(system: System, report: dict) -> dict:
     """The certificate of a verified float32 report (``check_system(..., record=True)``)."""
     if report["verified"] is not True or report["semantics"] != "float32":
@@ -71,14 +75,14 @@ def _leaf_cells(system: System, name: str, paths: list[str]):
     names = [c.path if c is not None else None for c in roots]
     for k, bits in by_root.items():
         if k not in names:
-            raise InputError(f"search {name}: leaf path {k + bits[0]!r} names no region cell")
+            raise Invalid(f"search {name}: leaf path {k + bits[0]!r} names no region cell")
         if len(set(bits)) != len(bits) or any(a != b and b.startswith(a) for a in bits for b in bits):
-            raise InputError(f"search {name}: the leaves of cell {k} overlap")
+            raise Invalid(f"search {name}: the leaves of cell {k} overlap")
         if sum(Fraction(1, 2 ** len(b)) for b in bits) != 1:
-            raise InputError(f"search {name}: the leaves of cell {k} do not cover it")
+            raise Invalid(f"search {name}: the leaves of cell {k} do not cover it")
     missing = [n for n in names if n is not None and n not in by_root]
     if missing:
-        raise InputError(f"search {name}: region cell {missing[0]} has no leaves")
+        raise Invalid(f"search {name}: region cell {missing[0]} has no leaves")
     cells = []
     for p in paths:
         k = p[:2] if p.startswith("f") else p[:1]
@@ -86,7 +90,7 @@ def _leaf_cells(system: System, name: str, paths: list[str]):
         for bit in p[len(k):]:
             kids = bisect(cell, "float32")
             if not kids:
-                raise InputError(f"search {name}: leaf {p!r} splits a cell with one float32 point")
+                raise Invalid(f"search {name}: leaf {p!r} splits a cell with one float32 point")
             cell = kids[int(bit)]
         cells.append(cell)
     return cells
@@ -114,8 +118,12 @@ def check_certificate(system: System, cert: dict) -> tuple[bool, str]:
             return False, f"V(x*) = {float(v)!r}, not 0"
     total = 0
     for s in cert["searches"]:
-        cells = _leaf_cells(system, s["name"], s["leaves"])
-        unsafe = unsafe_sets(system, s["name"], None if s["name"] == "positivity" else rho)
+        try:
+            cells = _leaf_cells(system, s["name"], s["leaves"])
+        except Invalid as exc:
+            return False, str(exc)
+        level = None if s["name"] == "positivity" and not system.positivity_within_level else rho
+        unsafe = unsafe_sets(system, s["name"], level)
         n_out = graph.output_values[0].shape[-1]
         prop = Property(system.dim, n_out, tuple(Case(c.box(), unsafe) for c in cells), f"<{system.name}>")
         res = check(graph, prop, s["certificate"])

@@ -10,7 +10,8 @@ dimensions before ``i`` are restricted to ``|x_j − x*_j| <= h_j`` (the layout 
 :func:`nnlemma.verify.verify` before it is reported):
 
 * ``v_eq_zero``: ``V(x*) = 0`` exactly (the kernel's float32 value; exact rationals for ``real``);
-* ``positivity``: ``V(x) > −positivity_tol`` on ``B \\ H``;
+* ``positivity``: ``V(x) > −positivity_tol`` on ``B \\ H`` (only where ``V <= ρ`` with
+  ``positivity_within_level``);
 * ``decrease``: on ``{x in B \\ H : V(x) <= ρ}``, ``V(x⁺) − (1−κ)V(x) < decrease_tol`` (discrete)
   or ``∇V·f + κV < decrease_tol`` (continuous);
 * ``invariance`` (discrete): on the same set, ``lo − box_tol < x⁺ < hi + box_tol``;
@@ -158,7 +159,7 @@ def unsafe_sets(system: System, name: str, rho: float | None) -> tuple[tuple[Ato
     """The violation of condition ``name`` as a disjunction of conjunctions over the loop outputs."""
     level = () if rho is None else (_atom(V_OUT, 1, -_q(rho)),)          # V <= rho
     if name == "positivity":
-        return ((_atom(V_OUT, 1, _q(system.positivity_tol)),),)            # V <= -tol
+        return (level + (_atom(V_OUT, 1, _q(system.positivity_tol)),),)    # V <= -tol
     if name == "decrease":
         return (level + (_atom(DEC_OUT, -1, _q(system.decrease_tol)),),)   # dec >= tol
     if name == "invariance":
@@ -188,7 +189,7 @@ def check_condition(graph: Graph, system: System, name: str, cells: list[Cell], 
         c32 = c if semantics == "real" else to_float32_cell(c)
         if c32 is not None:
             queue.append(c32)
-    total = sum(c.volume() for c in queue) or 1.0
+    total = sum(c.volume() for c in queue)
     res = ConditionResult(name, None, searched_as=name)
     opts_kw = {"record_tree": record}
     while queue:
@@ -223,7 +224,9 @@ def check_condition(graph: Graph, system: System, name: str, cells: list[Cell], 
     unsat = [leaf for leaf in res.leaves if leaf.status == "unsat"]
     decided_all = len(unsat) == len(res.leaves) and not queue
     res.verdict = False if res.counterexamples else (True if decided_all else None)
-    res.volume_fraction = sum(leaf.cell.volume() for leaf in unsat) / total
+    # faces (sublevel_in_box) have no volume: count leaves there instead
+    res.volume_fraction = (sum(leaf.cell.volume() for leaf in unsat) / total if total > 0
+                           else len(unsat) / max(1, len(res.leaves)))
     if res.verdict is None:
         res.reason = "some cells were not decided in the time budget"
     res.seconds = time.monotonic() - t0

@@ -104,7 +104,8 @@ def check_system(system: System, *, rho: float | None = None, find_rho: bool = F
     conds = []
     if system.check_v_eq_zero:
         conds.append(_v_eq_zero(graph, system, semantics))
-    conds.append(check_condition(graph, system, "positivity", region_cells(system), None, semantics=semantics, **kw))
+    level = rho if system.positivity_within_level else None
+    conds.append(check_condition(graph, system, "positivity", region_cells(system), level, semantics=semantics, **kw))
     rho_trace = []
     if find_rho:
         hi = rho if rho is not None else _rho_ceiling(graph, system)

@@ -18,13 +18,14 @@ the real semantics exact arithmetic throughout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ..errors import InputError
 from ..ir.graph import Graph
+from ..ir.transforms import prune
 
 F32 = np.float32
 V_OUT, DEC_OUT, NEXT_OUT = 0, 1, 2   # output positions in the loop graph
@@ -45,6 +46,7 @@ class System:
     decrease_tol: float = 0.0               # decrease holds when V(x⁺) − (1−κ)V(x) < tol (< 0: a margin)
     box_tol: float = 0.0                    # discrete: x⁺ must lie in (lo − tol, hi + tol)
     positivity_tol: float = 0.0             # positivity holds when V(x) > −tol on B \\ H
+    positivity_within_level: bool = False   # check positivity only where V(x) <= rho (as some specs state it)
     check_v_eq_zero: bool = True            # V(x*) = 0 exactly (off for candidates like the NLC baselines)
     notes: list[str] = field(default_factory=list)
 
@@ -92,14 +94,18 @@ def loop_graph(system: System) -> Graph:
             xn = system.step(x)
             dec = vec(system.V(xn)) - (1.0 - kappa) * v
             return nl.stack([v, dec] + [xn[:, i] for i in range(system.dim)], axis=1)
-        grad_v = nl.grad(lambda z: vec(system.V(z)).sum())(x)
+        grad_v = nl.grad(lambda z: vec(system.V(z)).sum(axis=0))(x)
         lie = (grad_v * system.flow(x)).sum(axis=1)
         return nl.stack([v, lie + kappa * v], axis=1)
 
     try:
-        return nl.compile(loop, np.zeros((1, system.dim), F32)).graph
+        graph = nl.compile(loop, np.zeros((1, system.dim), F32)).graph
     except InputError:
         raise
     except Exception as exc:  # a user function that does not trace: name the system
         raise InputError(f"system {system.name!r}: building the closed-loop graph failed: "
                          f"{type(exc).__name__}: {exc}") from None
+    # source lines outside the system file name whoever called this (the CLI, a test): dropped, so
+    # the graph and its certificate digest depend only on the system
+    graph = replace(graph, equations=tuple(replace(e, source=None) for e in graph.equations))
+    return prune(graph)  # drops derivative nodes no output needs (cotangents of parameters)
