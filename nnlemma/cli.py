@@ -226,14 +226,11 @@ def _check_lyapunov(args) -> int:
 
 def cmd_lyapunov(args) -> int:
     from .lyapunov.cli import run_command
-    prover = None
-    if args.prove:
-        from obligations.cli import prove_property
-        args.model = args.system
-
-        def prover(graph, prop, left):
-            return prove_property(graph, prop, args, left)
-    return run_command(args, prover)
+    if not args.prove:
+        return run_command(args, None)
+    from obligations.cli import prove_property
+    args.model = args.system
+    return run_command(args, lambda graph, prop, left: prove_property(graph, prop, args, left))
 
 
 def cmd_ops(args) -> int:

@@ -168,24 +168,34 @@ def guarantee(system: System, rho, semantics: str, verified, boundary_min: float
     level = "the whole box" if rho is None else f"S = {{x in B : V(x) <= {rho}}}"
     parts = [f"Checked {sem}: on {level}{hole},"]
     if system.time == "discrete":
-        parts.append(f"V(x+) - (1 - {system.kappa}) V(x) < {system.decrease_tol} and x+ lies within "
+        k, tol = system.kappa, system.decrease_tol
+        parts.append(f"V(x+) < (1 - {k}) V(x) {'-' if tol < 0 else '+'} {abs(tol)} and x+ lies within "
                      f"{system.box_tol} of the box.")
-        stays = system.decrease_tol <= 0
         if rho is not None:
-            parts.append("So trajectories starting in S" + hole + " stay in S" +
-                         (" (up to the box tolerance)" if system.box_tol > 0 else "") +
-                         (" while V decays geometrically" if stays else
-                          f" only while decrease_tol <= kappa * V(x) (V decreases up to {system.decrease_tol})") +
-                         (": S is forward invariant and attracted to a neighbourhood of the hole, not proved to "
-                          "converge to x*" if system.hole is not None else ": S is a certified region of attraction"))
+            if tol <= k * rho:
+                stay = "stay in S" + (f" (up to the box tolerance: x+ may leave B by less than {system.box_tol})"
+                                      if system.box_tol > 0 else "") + " while outside the hole"
+                if k > 0:
+                    decay = "V decreases geometrically" + ("" if tol <= 0 else f" while V > tol/kappa = {tol / k:.3g}")
+                else:
+                    decay = f"V decreases by more than {-tol} per step" if tol < 0 else "V decreases strictly"
+                if system.hole is not None:
+                    until = "the hole" + ("" if tol <= 0 else f" or the set {{V <= {tol / k if k else 0:.3g}}}")
+                    parts.append(f"So trajectories starting in S {stay}, and {decay} there; V being bounded below on "
+                                 f"the region (positivity), they reach {until} after finitely many steps. Nothing "
+                                 "is claimed inside the hole, so convergence to x* is not proved.")
+                else:
+                    parts.append(f"So S is forward invariant ({stay.replace(' while outside the hole', '')}) and "
+                                 f"{decay} along trajectories.")
+            else:
+                parts.append(f"The tolerance exceeds kappa * rho ({tol} > {k * rho}), so the level set need not be "
+                             "invariant: only the one-step decrease is certified.")
             if boundary_min < rho:
                 parts.append(f"rho exceeds V at a point of the box boundary (V = {boundary_min:.6g}): S is not a "
-                             "sublevel set inside the box, invariance rests on the successor check.")
+                             "sublevel set inside the box; invariance rests on the successor check.")
     else:
         parts.append(f"dV/dt + {system.kappa} V < {system.decrease_tol} along the field"
                      + ("" if rho is None else f", and V > {rho} on the box boundary, so S is forward invariant") + ".")
-    if system.decrease_tol > 0:
-        parts.append(f"The decrease holds only up to the tolerance {system.decrease_tol}.")
     if not system.check_v_eq_zero:
         parts.append("V(x*) = 0 was not required by this spec.")
     return " ".join(parts)
