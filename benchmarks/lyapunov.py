@@ -55,7 +55,7 @@ def main() -> None:
             continue
         system = make()
         t = time.perf_counter()
-        rep = check_system(system, cell_timeout=120.0, max_depth=8, timeout=args.timeout)
+        rep = check_system(system, cell_timeout=300.0, max_depth=8, timeout=args.timeout)
         wall = time.perf_counter() - t
         write_plot(rep, system, OUT.parent / f"lyapunov_{name}.png")
         rep.pop("_internal")
@@ -63,7 +63,7 @@ def main() -> None:
                       "target_s": 300, "conditions": rep["conditions"], "counterexamples": rep["counterexamples"],
                       "guarantee": rep["guarantee"], "boundary_min_V_found": rep["boundary_min_V_found"]}
         print(name, rep["verified"], round(wall, 1), "s", flush=True)
-        write_result(OUT, {"semantics": "float32", "cell_timeout_s": 120, "systems": rows})
+        write_result(OUT, {"semantics": "float32", "cell_timeout_s": 300, "systems": rows})
 
 
 if __name__ == "__main__":
