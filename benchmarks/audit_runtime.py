@@ -27,7 +27,7 @@ from pathlib import Path
 from results_io import write_result
 
 from nnlemma.audit.runtime import runtime_versions
-from nnlemma.audit.sweep import sweep
+from nnlemma.audit.sweep import merge_finished, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "audit_runtime.json"
@@ -45,15 +45,7 @@ def pieces(op: str) -> list[tuple[int, int, int]]:
 
 
 def merge(parts: list[dict]) -> dict:
-    out = dict(parts[0])
-    for p in parts[1:]:
-        for k in ("checked", "mismatches", "class_mismatch", "signed_zero"):
-            out[k] += p[k]
-        out["max_ulps"] = max(out["max_ulps"], p["max_ulps"])
-        for lab, c in p["histogram"].items():
-            out["histogram"][lab] = out["histogram"].get(lab, 0) + c
-        if p["worst"] and (out["worst"] is None or p["worst"]["ulps"] > out["worst"]["ulps"]):
-            out["worst"] = p["worst"]
+    out = merge_finished(parts)
     out["pieces"] = [{"range": [f"0x{p['range'][0]:08x}", f"0x{p['range'][1]:08x}"], "stride": p["stride"],
                       "max_ulps": p["max_ulps"], "mismatches": p["mismatches"]} for p in parts]
     out.pop("range"), out.pop("stride")

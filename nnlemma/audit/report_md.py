@@ -10,23 +10,12 @@ sound bound and the margin verdicts. The figures are written beside it as ``OUT.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from ..verify.report import atomic_save
 
 
 def _pyplot():
@@ -59,7 +48,7 @@ def _ulp_figure(ops: dict, path: Path) -> None:
     if shown:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    _atomic(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    atomic_save(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -76,7 +65,7 @@ def _deviation_figure(model: dict, path: Path) -> None:
     ax.set_ylabel("count")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _atomic(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    atomic_save(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -135,5 +124,5 @@ def write_report(path: str | os.PathLike, report: dict) -> Path:
                 lines.append(f"| {c['case']} | {c.get('spec', '')} | {c['runtime_safe']} | {c['why']} |")
         _deviation_figure(m, dev_png)
         lines += ["", f"![deviation histogram]({dev_png.name})", ""]
-    _atomic(path, lambda p: Path(p).write_text("\n".join(lines) + "\n"))
+    atomic_save(path, lambda p: Path(p).write_text("\n".join(lines) + "\n"))
     return path

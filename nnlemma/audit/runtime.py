@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import InputError
 from ..kernels import KERNEL_RULES
 from ..kernels.edge import EDGE_F32, NAN_PATTERNS
-from .sweep import MAX_EXAMPLES, compare, finish, sweep
+from .sweep import MAX_EXAMPLES, compare, finish, merge_finished, sweep
 
 F32 = np.float32
 U32 = np.uint32
@@ -133,7 +133,7 @@ def audit_op(name: str, ops: dict, op: str, stride: int = 1 << 12, seed: int = 0
     with np.errstate(all="ignore"):
         got = np.asarray(ops[op](*args), F32).reshape(-1)
         want = np.asarray(KERNEL_RULES[op](*args), F32).reshape(-1)
-    stats = compare(args[0] if not binary else np.arange(got.size, dtype=U32).view(F32), got, want)
+    stats = compare(args[0], got, want)
     if binary:  # examples name both operands
         stats["examples"], stats["worst"] = [], None
         res = finish(stats)
@@ -142,16 +142,8 @@ def audit_op(name: str, ops: dict, op: str, stride: int = 1 << 12, seed: int = 0
                             "runtime": f"0x{int(got[i].view(U32)):08x}", "spec": f"0x{int(want[i].view(U32)):08x}"}
                            for i in bad[:MAX_EXAMPLES]]
     else:
-        edge = finish(stats)
-        res = sweep(op, [name], stride=stride, jobs=jobs, progress=progress)[name]
-        for k in ("checked", "mismatches", "class_mismatch", "signed_zero"):
-            res[k] += edge[k]
-        res["max_ulps"] = max(res["max_ulps"], edge["max_ulps"])
-        for lab, c in edge["histogram"].items():
-            res["histogram"][lab] = res["histogram"].get(lab, 0) + c
-        res["examples"] = (edge["examples"] + res["examples"])[:MAX_EXAMPLES]
-        if res["worst"] is None or (edge["worst"] and edge["worst"]["ulps"] > res["worst"]["ulps"]):
-            res["worst"] = edge["worst"]
+        swept = sweep(op, [name], stride=stride, jobs=jobs, progress=progress)[name]
+        res = dict(merge_finished([finish(stats), swept]), range=swept["range"], stride=stride)
         res["exhaustive"] = stride == 1
     res.update(op=op, seconds=round(time.perf_counter() - t0, 3))
     return res

@@ -103,6 +103,21 @@ def _chunk(args) -> dict[str, dict]:
         return {name: compare(x, np.asarray(_WORKER_OPS[name][op](x), F32).reshape(-1), want) for name in runtimes}
 
 
+def merge_finished(parts: list[dict]) -> dict:
+    """Several finished (JSON-form) statistics of the same op and runtime combined into one."""
+    out = dict(parts[0], histogram=dict(parts[0]["histogram"]), examples=list(parts[0]["examples"]))
+    for p in parts[1:]:
+        for k in ("checked", "mismatches", "class_mismatch", "signed_zero"):
+            out[k] += p[k]
+        out["max_ulps"] = max(out["max_ulps"], p["max_ulps"])
+        for lab, c in p["histogram"].items():
+            out["histogram"][lab] = out["histogram"].get(lab, 0) + c
+        if p["worst"] and (out["worst"] is None or p["worst"]["ulps"] > out["worst"]["ulps"]):
+            out["worst"] = p["worst"]
+        out["examples"] = (out["examples"] + p["examples"])[:MAX_EXAMPLES]
+    return out
+
+
 def histogram_labels() -> list[str]:
     return ["0"] + [f"{1 << (k - 1)}" if k == 1 else f"{1 << (k - 1)}-{(1 << k) - 1}" for k in range(1, BINS)]
 

@@ -6,11 +6,11 @@ each, re-checkable without the search (``nnlemma check SYSTEM.py CERT.json``).
     {"format": "nnlemma-lyapunov-certificate", "version": 1, "system": name,
      "model_sha256": digest of the loop graph, "semantics": "float32", "rho": ρ (float.hex),
      "v_eq_zero": bool, "searches": [{"name": "positivity" | "decrease+invariance" | ...,
-                                       "leaves": ["0", "10", "11", ...],
+                                       "leaves": ["r0/", "r1/0", "r1/1", ...],
                                        "certificate": <nnlemma-certificate of the leaves' property>}]}
 
-A leaf is named by its path: the index of its region cell, then one bit per bisection (0: the
-lower child). The checker rebuilds the loop graph from the system file, the region cells and each
+A leaf is named by its path: ``r<k>/`` for region cell k (``f<k>/`` for face k), then one bit per
+bisection (0: the lower child). The checker rebuilds the loop graph from the system file, the region cells and each
 leaf by replaying the same bisections, and checks **coverage**: per region cell the bit strings
 form a complete prefix code (no leaf is a prefix of another and Σ 2^−len = 1 exactly, so every
 float32 point of the cell lies in exactly one leaf, the bisection being an exact partition). It
@@ -70,8 +70,10 @@ def _leaf_cells(system: System, name: str, paths: list[str]):
     roots = [to_float32_cell(c) for c in roots]
     by_root: dict[str, list[str]] = {}
     for p in paths:
-        k = p[:2] if p.startswith("f") else p[:1]
-        by_root.setdefault(k, []).append(p[len(k):])
+        k, _, bits = p.partition("/")
+        if set(bits) - {"0", "1"}:
+            raise Invalid(f"search {name}: malformed leaf path {p!r}")
+        by_root.setdefault(k + "/", []).append(bits)
     names = [c.path if c is not None else None for c in roots]
     for k, bits in by_root.items():
         if k not in names:
@@ -85,9 +87,9 @@ def _leaf_cells(system: System, name: str, paths: list[str]):
         raise Invalid(f"search {name}: region cell {missing[0]} has no leaves")
     cells = []
     for p in paths:
-        k = p[:2] if p.startswith("f") else p[:1]
-        cell = roots[names.index(k)]
-        for bit in p[len(k):]:
+        k, _, bits = p.partition("/")
+        cell = roots[names.index(k + "/")]
+        for bit in bits:
             kids = bisect(cell, "float32")
             if not kids:
                 raise Invalid(f"search {name}: leaf {p!r} splits a cell with one float32 point")

@@ -49,7 +49,7 @@ class Cell:
     lo: list[Fraction]
     hi: list[Fraction]
     depth: int = 0
-    path: str = ""                     # region index, then one 0/1 per bisection (left/right)
+    path: str = ""                     # "r<k>/" (region cell k) or "f<k>/" (face k), then one 0/1 per bisection
 
     def box(self) -> Box:
         n = len(self.lo)
@@ -98,7 +98,7 @@ def region_cells(system: System) -> list[Cell]:
     """The closed boxes whose union is ``B \\ H`` (see the module docstring)."""
     lo, hi = [_q(v) for v in system.lo], [_q(v) for v in system.hi]
     if system.hole is None:
-        return [Cell(lo, hi, 0, "0")]
+        return [Cell(lo, hi, 0, "r0/")]
     eq, h = [_q(v) for v in system.x_eq], [_q(v) for v in system.hole]
     cells = []
     for i in range(system.dim):
@@ -106,7 +106,7 @@ def region_cells(system: System) -> list[Cell]:
         inner_hi = [min(hi[j], eq[j] + h[j]) for j in range(i)]
         for a, b in ((eq[i] + h[i], hi[i]), (lo[i], eq[i] - h[i])):
             if a <= b:
-                cells.append(Cell(inner_lo + [a] + lo[i + 1:], inner_hi + [b] + hi[i + 1:], 0, str(len(cells))))
+                cells.append(Cell(inner_lo + [a] + lo[i + 1:], inner_hi + [b] + hi[i + 1:], 0, f"r{len(cells)}/"))
     return cells
 
 
@@ -116,7 +116,7 @@ def face_cells(system: System) -> list[Cell]:
     out = []
     for i in range(system.dim):
         for v in (lo[i], hi[i]):
-            out.append(Cell(lo[:i] + [v] + lo[i + 1:], hi[:i] + [v] + hi[i + 1:], 0, f"f{len(out)}"))
+            out.append(Cell(lo[:i] + [v] + lo[i + 1:], hi[:i] + [v] + hi[i + 1:], 0, f"f{len(out)}/"))
     return out
 
 
@@ -191,7 +191,6 @@ def check_condition(graph: Graph, system: System, name: str, cells: list[Cell], 
             queue.append(c32)
     total = sum(c.volume() for c in queue)
     res = ConditionResult(name, None, searched_as=name)
-    opts_kw = {"record_tree": record}
     while queue:
         cell = queue.pop(0)
         left = None if deadline is None else deadline - time.monotonic()
@@ -200,7 +199,7 @@ def check_condition(graph: Graph, system: System, name: str, cells: list[Cell], 
             continue
         budget = cell_timeout if left is None else min(cell_timeout, left)
         prop = Property(system.dim, n_out, (Case(cell.box(), unsafe),), f"<{system.name}: {name}>")
-        r = verify(graph, prop, semantics=semantics, timeout=budget, options=Options(**opts_kw))
+        r = verify(graph, prop, semantics=semantics, timeout=budget, options=Options(record_tree=record))
         boxes = sum(c.boxes for c in r.cases)
         if r.status in ("timeout", "unknown") and cell.depth < max_depth and (deadline is None or time.monotonic() < deadline):
             kids = bisect(cell, semantics)

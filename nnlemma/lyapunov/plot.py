@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..interpret import run
+from ..verify.problem import Problem
 from .system import V_OUT
 
 COLOURS = {"unsat": "#7fc97f", "sat": "#e41a1c", "timeout": "#fdae61", "unknown": "#fdae61"}
@@ -26,7 +26,7 @@ def write_plot(report: dict, system, path: str | os.PathLike, grid: int = 160) -
         from matplotlib.patches import Rectangle
     except ImportError:
         raise InputError("--plot needs matplotlib (pip install 'nnlemma[report]')") from None
-    from ..audit.report_md import _atomic
+    from ..verify.report import atomic_save
     graph, conds = report["_internal"]["graph"], report["_internal"]["conditions"]
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     dyn = next((c for c in conds if c.name == "decrease"), None)
@@ -38,7 +38,7 @@ def write_plot(report: dict, system, path: str | os.PathLike, grid: int = 160) -
     ys = np.linspace(system.lo[1], system.hi[1], grid, dtype=np.float32)
     X, Y = np.meshgrid(xs, ys)
     pts = np.stack([X.reshape(-1), Y.reshape(-1)], axis=1)
-    vals = np.array([run(graph, p.reshape(1, 2))[0].reshape(-1)[V_OUT] for p in pts]).reshape(X.shape)
+    vals = Problem(graph, "float32").evaluate(pts)[:, V_OUT].reshape(X.shape)
     ax.contour(X, Y, vals, levels=12, colors="grey", linewidths=0.4)
     if report["rho"] is not None:
         ax.contour(X, Y, vals, levels=[report["rho"]], colors="b", linewidths=1.5)
@@ -56,6 +56,6 @@ def write_plot(report: dict, system, path: str | os.PathLike, grid: int = 160) -
     ax.set_title(f"{system.name}: {verdict}, rho = {report['rho']} ({report['semantics']})", fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    _atomic(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    atomic_save(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
     return path

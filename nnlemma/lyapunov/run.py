@@ -17,6 +17,7 @@ import numpy as np
 
 from ..interpret import run
 from ..ir.graph import Graph
+from ..verify.problem import Problem
 from .check import ConditionResult, check_condition, face_cells, region_cells
 from .system import DEC_OUT, NEXT_OUT, V_OUT, System, loop_graph
 
@@ -53,7 +54,7 @@ def _boundary_min_witness(graph: Graph, system: System, n: int = 400) -> tuple[f
             g[:, i] = v
             pts.append(g)
     xs = np.concatenate(pts)
-    vals = np.array([run(graph, x.reshape(1, -1))[0].reshape(-1)[V_OUT] for x in xs])
+    vals = Problem(graph, "float32").evaluate(xs)[:, V_OUT]
     k = int(np.argmin(vals))
     return float(vals[k]), [float(v) for v in xs[k]]
 
@@ -68,8 +69,7 @@ def _dynamics_conditions(graph, system, rho, semantics, kw) -> list[ConditionRes
         return out
     both = check_condition(graph, system, "decrease+invariance", cells, rho, semantics=semantics, **kw)
     if both.verdict is not False:
-        note = "decided jointly with "
-        return [replace(both, name=a, reason=(both.reason + "; " if both.reason else "") + note + b)
+        return [replace(both, name=a, reason=(both.reason + "; " if both.reason else "") + "decided jointly with " + b)
                 for a, b in (("decrease", "invariance"), ("invariance", "decrease"))]
     out = []
     for name in ("decrease", "invariance"):
@@ -154,7 +154,7 @@ def check_system(system: System, *, rho: float | None = None, find_rho: bool = F
 def _rho_ceiling(graph: Graph, system: System) -> float:
     """An upper end for the ρ search: the largest V sampled on the state box."""
     xs = np.random.default_rng(0).uniform(system.lo, system.hi, (2000, system.dim)).astype(F32)
-    return float(max(run(graph, x.reshape(1, -1))[0].reshape(-1)[V_OUT] for x in xs))
+    return float(Problem(graph, "float32").evaluate(xs)[:, V_OUT].max())
 
 
 def guarantee(system: System, rho, semantics: str, verified, boundary_min: float) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from ..errors import InputError
@@ -16,6 +17,20 @@ def atomic_write(path: str | os.PathLike, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def atomic_save(path: str | os.PathLike, write) -> None:
+    """``write(tmp_path)`` into a temporary file beside ``path``, then rename it over ``path`` (for
+    writers that take a path, e.g. matplotlib's savefig)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def vnncomp_text(result: VerifyResult) -> str:
