@@ -48,7 +48,7 @@ _PREFIX = {"reshape", "flatten", "add", "sub", "mul", "div", "identity"}
 def _affine(eqs, i, cur, params):
     """The affine layer starting at ``eqs[i]`` reading ``cur``: (W [out, in], b, z id, next i) or None."""
     e = eqs[i]
-    if e.inputs[0] != cur or e.inputs[1] not in params or e.op not in ("linear", "matmul"):
+    if e.op not in ("linear", "matmul") or len(e.inputs) < 2 or e.inputs[0] != cur or e.inputs[1] not in params:
         return None
     if e.op == "linear":
         if len(e.inputs) == 3 and e.inputs[2] not in params:

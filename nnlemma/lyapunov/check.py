@@ -11,7 +11,11 @@ dimensions before ``i`` are restricted to ``|x_j − x*_j| <= h_j`` (the layout 
 
 * ``v_eq_zero``: ``V(x*) = 0`` exactly (the kernel's float32 value; exact rationals for ``real``);
 * ``positivity``: ``V(x) > −positivity_tol`` on ``B \\ H`` (only where ``V <= ρ`` with
-  ``positivity_within_level``);
+  ``positivity_within_level``); with ``positivity_c = c > 0``, ``V(x) > c·‖x − x*‖ − tol``. The
+  norm is exact: with ``d = x − x*`` (x read from the loop's exact copy of the state),
+  ``‖d‖_1 = max over signs s of Σ s_i d_i`` and ``‖d‖_∞ = max over i, s of s·d_i``, so the
+  violation ``V <= c‖d‖ − tol`` is the disjunction over those linear forms of
+  ``V − c·(form) + tol <= 0`` — 2^n (1-norm) or 2n (∞-norm) conjunctions of exact rational atoms;
 * ``decrease``: on ``{x in B \\ H : V(x) <= ρ}``, ``V(x⁺) − (1−κ)V(x) < decrease_tol`` (discrete)
   or ``∇V·f + κV < decrease_tol`` (continuous);
 * ``invariance`` (discrete): on the same set, ``lo − box_tol < x⁺ < hi + box_tol``;
@@ -29,6 +33,7 @@ counterexample, ``null`` otherwise, with the certified fraction of the region's 
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -155,10 +160,27 @@ def _atom(j: int, coeff: int, const: Fraction) -> Atom:
     return Atom(((j, Fraction(coeff)),), const, False)
 
 
+def _norm_atoms(system: System) -> list[Atom]:
+    """``V − c·Σ_i s_i (x_i − x*_i) + tol <= 0`` for every sign vector s of the norm's linear forms."""
+    c, n, base = _q(system.positivity_c), system.dim, system.state_out
+    if system.positivity_norm == "inf":
+        forms = [{i: s} for i in range(n) for s in (1, -1)]
+    else:
+        forms = [dict(enumerate(signs)) for signs in itertools.product((1, -1), repeat=n)]
+    out = []
+    for form in forms:
+        coeffs = ((V_OUT, Fraction(1)),) + tuple((base + i, -c * s) for i, s in form.items())
+        const = _q(system.positivity_tol) + c * sum(s * _q(system.x_eq[i]) for i, s in form.items())
+        out.append(Atom(coeffs, const, False))
+    return out
+
+
 def unsafe_sets(system: System, name: str, rho: float | None) -> tuple[tuple[Atom, ...], ...]:
     """The violation of condition ``name`` as a disjunction of conjunctions over the loop outputs."""
     level = () if rho is None else (_atom(V_OUT, 1, -_q(rho)),)          # V <= rho
     if name == "positivity":
+        if system.positivity_c > 0:
+            return tuple(level + (a,) for a in _norm_atoms(system))
         return (level + (_atom(V_OUT, 1, _q(system.positivity_tol)),),)    # V <= -tol
     if name == "decrease":
         return (level + (_atom(DEC_OUT, -1, _q(system.decrease_tol)),),)   # dec >= tol

@@ -140,6 +140,8 @@ def check_system(system: System, *, rho: float | None = None, find_rho: bool = F
               "x_eq": system.x_eq, "hole": system.hole,
               "tolerances": {"decrease": system.decrease_tol, "box": system.box_tol,
                              "positivity": system.positivity_tol},
+              "positivity_norm_bound": ({"c": system.positivity_c, "norm": system.positivity_norm}
+                                        if system.positivity_c > 0 else None),
               "conditions": [c.to_json() for c in conds],
               "counterexamples": [cx for c in conds for cx in c.counterexamples],
               "boundary_min_V_found": {"V": witness[0], "x": witness[1]},
@@ -196,6 +198,10 @@ def guarantee(system: System, rho, semantics: str, verified, boundary_min: float
     else:
         parts.append(f"dV/dt + {system.kappa} V < {system.decrease_tol} along the field"
                      + ("" if rho is None else f", and V > {rho} on the box boundary, so S is forward invariant") + ".")
+    if system.positivity_c > 0:
+        parts.append(f"Positivity was checked as V(x) > {system.positivity_c} * |x - x*|_{system.positivity_norm}"
+                     + (f" - {system.positivity_tol}" if system.positivity_tol else "") + " on the region"
+                     + (" where V <= rho" if system.positivity_within_level else "") + ".")
     if not system.check_v_eq_zero:
         parts.append("V(x*) = 0 was not required by this spec.")
     return " ".join(parts)

@@ -10,7 +10,10 @@ tolerances. :func:`loop_graph` compiles the one graph every condition is checked
 * discrete time: ``x ↦ [V(x), V(x⁺) − (1 − κ)·V(x), x⁺_0, …, x⁺_{n−1}]``;
 * continuous time: ``x ↦ [V(x), ∇V(x)·f(x) + κ·V(x)]``, with ``∇V`` the derivative graph of
   :func:`nnlemma.grad` — the derivative of the real-valued function the graph denotes, bounded
-  like any other graph.
+  like any other graph;
+* with ``positivity_c > 0`` (``V(x) >= c·‖x − x*‖`` asked for), the state ``x_0 … x_{n−1}``
+  itself is appended: copying an input is exact, so the norm enters the property as exact linear
+  atoms (see :func:`nnlemma.lyapunov.check.unsafe_sets`) instead of a rounded float32 computation.
 
 Both are ordinary nnlemma graphs: the float32 semantics is the whole loop as the kernel executes it,
 the real semantics exact arithmetic throughout.
@@ -47,6 +50,8 @@ class System:
     box_tol: float = 0.0                    # discrete: x⁺ must lie in (lo − tol, hi + tol)
     positivity_tol: float = 0.0             # positivity holds when V(x) > −tol on B \\ H
     positivity_within_level: bool = False   # check positivity only where V(x) <= rho (as some specs state it)
+    positivity_c: float = 0.0               # > 0: positivity is V(x) > c·‖x − x*‖ − tol instead (norm below)
+    positivity_norm: str = "1"              # "1" or "inf"
     check_v_eq_zero: bool = True            # V(x*) = 0 exactly (off for candidates like the NLC baselines)
     notes: list[str] = field(default_factory=list)
 
@@ -67,6 +72,8 @@ class System:
                 raise InputError(f"system {self.name!r}: hole needs {n} positive half-widths")
         if len(self.x_eq) != n or not all(a <= e <= b for a, e, b in zip(self.lo, self.x_eq, self.hi)):
             raise InputError(f"system {self.name!r}: x_eq must lie in the state box")
+        if not (np.isfinite(self.positivity_c) and self.positivity_c >= 0) or self.positivity_norm not in ("1", "inf"):
+            raise InputError(f"system {self.name!r}: positivity_c must be finite and >= 0, positivity_norm '1' or 'inf'")
         if self.rho is not None and not np.isfinite(self.rho):
             raise InputError(f"system {self.name!r}: rho must be finite")
 
@@ -77,6 +84,11 @@ class System:
     @property
     def time(self) -> str:
         return "discrete" if self.step is not None else "continuous"
+
+    @property
+    def state_out(self) -> int:
+        """Position of the copy of x among the loop outputs (present only when ``positivity_c > 0``)."""
+        return NEXT_OUT + self.dim if self.time == "discrete" else 2
 
 
 def loop_graph(system: System) -> Graph:
@@ -93,10 +105,13 @@ def loop_graph(system: System) -> Graph:
         if system.step is not None:
             xn = system.step(x)
             dec = vec(system.V(xn)) - (1.0 - kappa) * v
-            return nl.stack([v, dec] + [xn[:, i] for i in range(system.dim)], axis=1)
-        grad_v = nl.grad(lambda z: vec(system.V(z)).sum(axis=0))(x)
-        lie = (grad_v * system.flow(x)).sum(axis=1)
-        return nl.stack([v, lie + kappa * v], axis=1)
+            outs = [v, dec] + [xn[:, i] for i in range(system.dim)]
+        else:
+            grad_v = nl.grad(lambda z: vec(system.V(z)).sum(axis=0))(x)
+            outs = [v, (grad_v * system.flow(x)).sum(axis=1) + kappa * v]
+        if system.positivity_c > 0:
+            outs += [x[:, i] for i in range(system.dim)]
+        return nl.stack(outs, axis=1)
 
     try:
         graph = nl.compile(loop, np.zeros((1, system.dim), F32)).graph

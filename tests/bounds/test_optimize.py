@@ -44,6 +44,8 @@ def test_as_mlp_recognises_plain_relu_mlps_only():
     assert mlp is not None and len(mlp.W) == 3 and len(mlp.relu_ids) == 2
     m = nn.Sequential(nn.Linear(3, 4, seed=1), nn.Tanh(), nn.Linear(4, 1, seed=2))
     assert as_mlp(nl.compile(m, nl.tensor(np.zeros((1, 3), F32))).graph) is None
+    # one-input ops where a layer could start (a graph of only a sum once raised IndexError)
+    assert as_mlp(nl.compile(lambda x: nl.abs(x).sum(axis=1), nl.tensor(np.zeros((1, 3), F32))).graph) is None
 
 
 def test_optimised_bound_not_below_plain_crown_in_the_model():

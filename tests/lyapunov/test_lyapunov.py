@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from nnlemma.cli import main
+from nnlemma.errors import InputError
 from nnlemma.interpret import run
 from nnlemma.lyapunov import check_system, loop_graph
 from nnlemma.lyapunov.check import Cell, bisect, region_cells, to_float32_cell
@@ -143,3 +146,28 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert main(["lyapunov", SYSTEM_FILE, "--json", str(tmp_path / "no" / "r.json")]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "defines no system()" in err and "not nnlemma.lyapunov.System" in err
+
+
+
+@pytest.mark.parametrize("c, norm, verdict", [(0.99, "1", True), (0.9, "inf", True), (1.0, "inf", False)])
+def test_positivity_with_a_norm_bound(c, norm, verdict):
+    """V = |x|_1 (float32 sum): >= 0.99|x|_1 and >= 0.9|x|_inf hold; >= |x|_inf fails where x has one
+    non-zero coordinate (V = |x|_inf exactly, and the condition is strict)."""
+    s = replace(systems.discrete(), positivity_c=c, positivity_norm=norm)
+    rep = check_system(s, cell_timeout=20)
+    pos = by_name(rep)["positivity"]
+    assert pos["verdict"] is verdict
+    if verdict:
+        assert f"V(x) > {c} * |x - x*|_{norm}" in rep["guarantee"]
+        return
+    x = np.array([pos["counterexamples"][0]["x"]], F32)
+    y = run(loop_graph(s), x)[0].reshape(-1)
+    assert np.array_equal(y[s.state_out:], x[0])                  # the state copy is exact
+    assert Fraction(float(y[V_OUT])) <= Fraction(c) * max(abs(Fraction(float(v))) for v in x[0])
+
+
+def test_norm_bound_arguments_are_checked():
+    with pytest.raises(InputError):
+        replace(systems.discrete(), positivity_c=-1.0)
+    with pytest.raises(InputError):
+        replace(systems.discrete(), positivity_c=1.0, positivity_norm="2")
