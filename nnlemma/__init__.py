@@ -7,7 +7,7 @@ callable). The exact float32 semantics of every op is in SEMANTICS.md.
 """
 
 from . import autodiff, bounds, ir, nn, ops, train, verify, vnnlib
-from .autodiff import grad, jvp, vjp
+from .autodiff import call, grad, jvp, vjp
 from .compile import CompiledGraph, compile
 from .errors import (DerivativeError, InputError, IRError, KernelError, ModelLoadError, NnlemmaError, ShapeError,
                      UnsupportedOpError)
@@ -49,7 +49,7 @@ def load_onnx(path, **kwargs):
 
 __version__ = "0.1.0"
 __all__ = [
-    "CompiledGraph", "DerivativeError", "autodiff", "export_onnx", "from_torch", "load_pth", "train", "bounds", "grad", "jvp", "vjp", "verify", "vnnlib", "IRError", "InputError", "KernelError", "ModelLoadError", "NnlemmaError", "ShapeError",
+    "CompiledGraph", "DerivativeError", "autodiff", "export_onnx", "from_torch", "load_pth", "train", "bounds", "call", "grad", "jvp", "vjp", "verify", "vnnlib", "IRError", "InputError", "KernelError", "ModelLoadError", "NnlemmaError", "ShapeError",
     "Tensor", "UnsupportedOpError", "abs", "bind", "clamp", "compile", "concat", "cos", "exp", "hardtanh",
     "ir", "leaky_relu", "linear", "load_model", "load_npz", "load_onnx", "maximum", "mean", "minimum",
     "neg", "nn", "ops", "relu", "reshape", "run", "save_npz", "sigmoid", "sin", "sqrt", "square",

@@ -183,7 +183,12 @@ def _verify_instances(args, rows) -> int:
 
 def cmd_check(args) -> int:
     if args.model.endswith(".py"):
-        return _check_lyapunov(args)
+        from .pinn.certificate import is_certificate
+        if args.certificate is not None:
+            raise InputError("a .py check takes PROBLEM_OR_SYSTEM.py CERTIFICATE (two arguments)")
+        if not Path(args.spec).is_file():
+            raise InputError(f"{args.spec}: no such certificate file")
+        return _check_pinn(args) if is_certificate(args.spec) else _check_lyapunov(args)
     if args.certificate is None:
         raise InputError("check needs MODEL SPEC CERTIFICATE (or SYSTEM.py CERTIFICATE)")
     from . import vnnlib
@@ -204,6 +209,23 @@ def cmd_check(args) -> int:
         write_json(args.json, {"model": str(args.model), "spec": str(args.spec),
                                "certificate": str(args.certificate), **res.to_json()})
     return 0 if res.valid else EXIT_INVALID
+
+
+def _check_pinn(args) -> int:
+    from .pinn.certificate import check_certificate, read
+    from .pinn.cli import load_problem
+    from .verify.report import write_json
+    t0 = time.monotonic()
+    ok, reason = check_certificate(load_problem(args.model, args.pinn_model), read(args.spec))
+    print(f"valid  ({reason}, {time.monotonic() - t0:.2f} s)" if ok else f"invalid: {reason}")
+    if args.json:
+        write_json(args.json, {"problem": args.model, "certificate": args.spec, "valid": ok, "reason": reason})
+    return 0 if ok else EXIT_INVALID
+
+
+def cmd_pinn(args) -> int:
+    from .pinn.cli import run_command
+    return run_command(args)
 
 
 def _check_lyapunov(args) -> int:
@@ -300,10 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "property's input region exactly, each leaf's bounds recompute soundly and "
                                    "refute the violation. Prints `valid` (exit 0) or `invalid: REASON` (exit 1); "
                                    "unreadable input exits 2.")
-    c.add_argument("model", help="model file (.onnx or nnlemma IR .json), or a Lyapunov system file (.py)")
-    c.add_argument("spec", help="VNN-LIB property (for a system file: its certificate)")
+    c.add_argument("model", help="model file (.onnx or nnlemma IR .json), or a Lyapunov system / PINN problem file (.py)")
+    c.add_argument("spec", help="VNN-LIB property (for a .py file: its certificate)")
     c.add_argument("certificate", nargs="?", help="certificate JSON written by `nnlemma verify --certificate`")
     c.add_argument("--data", metavar="DIR", help="for a system file: passed to system(data_dir=DIR)")
+    c.add_argument("--pinn-model", metavar="PATH", help="for a PINN problem file: passed to problem(model=PATH)")
     c.add_argument("--json", metavar="OUT", help="write the verdict and statistics as JSON")
     c.set_defaults(fn=cmd_check)
     ly = sub.add_parser("lyapunov", help="check a closed-loop system's Lyapunov conditions (discrete or continuous "
@@ -312,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_lyapunov(ly)
     add_prove_arguments(ly)
     ly.set_defaults(fn=cmd_lyapunov)
+    pn = sub.add_parser("pinn", help="certified residual bounds of a physics-informed network over its domain "
+                                     "(adaptive partition, next to the sampled maximum)")
+    from .pinn.cli import add_arguments as add_pinn
+    add_pinn(pn)
+    pn.set_defaults(fn=cmd_pinn)
     _obligations_parser(sub)
     from obligations.audit_cli import add_parser as add_audit
     add_audit(sub)

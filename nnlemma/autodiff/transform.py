@@ -165,6 +165,16 @@ def grad(fn, argnums: int = 0) -> Callable:
     return g
 
 
+def call(fn, *inputs):
+    """``fn`` (a graph, compiled graph, module or function of tensors) applied to ``inputs`` through
+    ``bind``: eagerly it computes with the kernel, traced it records ``fn``'s equations into the
+    enclosing graph (a loaded ONNX graph used inside a residual, say)."""
+    primals = [_as_tensor(x) for x in inputs]
+    graph, single, lifted = _graph_of(fn, primals)
+    env, _ = _forward(graph, primals, lifted)
+    return _pack([env[o] for o in graph.outputs], single)
+
+
 def jvp(fn, primals: Sequence[Any], tangents: Sequence[Any]):
     """``(outputs, output tangents)`` of ``fn`` at ``primals`` in the direction ``tangents``."""
     primals = [_as_tensor(x) for x in primals]

@@ -129,9 +129,11 @@ def _after_relaxation(graph: Graph) -> set[int]:
     return out
 
 
-def tighten(ctx: Ctx, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[int, int]:
+def tighten(ctx: Ctx, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+            products: bool = False) -> dict[int, int]:
     """Forward pass: IBP for every node, and CROWN (intersected with IBP) for the inputs of
-    relaxed ops; records float32 rounding bounds. Returns, per CROWN-bounded node, how many
+    relaxed ops (with ``products``, also for both operands of every product of two variables:
+    tighter McCormick planes for many more backward passes); records float32 rounding bounds. Returns, per CROWN-bounded node, how many
     elements CROWN was looser than IBP on (reported, not hidden).
 
     ``known`` gives, for some nodes, bounds ``(lo, hi)`` (shaped like the node) already proved for
@@ -142,6 +144,14 @@ def tighten(ctx: Ctx, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = N
     targets = {e.inputs[0] for e in graph.equations if e.op in RELAX | STEP} & _after_relaxation(graph)
     smooth_in = {e.inputs[0] for e in graph.equations if e.op in SMOOTH} & _after_relaxation(graph)
     targets |= smooth_in
+    # operands of a product of two variables: McCormick's planes are as tight as their intervals
+    if products:
+        # operands of a product of two variables: McCormick's planes are only as tight as the
+        # operands' intervals (derivative graphs: tangent × tanh'); bounded like smooth-op inputs
+        prod = {i for e in graph.equations if e.op == "mul" and not (set(e.inputs) & ctx.params.keys())
+                for i in e.inputs} & _after_relaxation(graph)
+        smooth_in |= prod
+        targets |= prod
     looser: dict[int, int] = {}
     table = IBP_RULES[ctx.semantics]
     for e in graph.equations:
@@ -169,21 +179,23 @@ def tighten(ctx: Ctx, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = N
 
 
 def crown(graph: Graph, lo, hi, semantics: str = "float32", *,
-          alpha: dict[int, np.ndarray] | None = None) -> CrownResult:
-    """CROWN bounds of every node: IBP everywhere, CROWN on the inputs of relaxed ops and on the
-    outputs, each intersected with IBP; the float32 semantics includes every kernel rounding."""
-    return crown_context(graph, lo, hi, semantics, alpha=alpha)[1]
+          alpha: dict[int, np.ndarray] | None = None, products: bool = False) -> CrownResult:
+    """CROWN bounds of every node: IBP everywhere, CROWN on the inputs of relaxed ops (and with
+    ``products`` on the operands of products of variables) and on the outputs, each intersected
+    with IBP; the float32 semantics includes every kernel rounding."""
+    return crown_context(graph, lo, hi, semantics, alpha=alpha, products=products)[1]
 
 
 def crown_context(graph: Graph, lo, hi, semantics: str = "float32", *,
-                  alpha: dict[int, np.ndarray] | None = None) -> tuple[Ctx | None, CrownResult]:
+                  alpha: dict[int, np.ndarray] | None = None, products: bool = False
+                  ) -> tuple[Ctx | None, CrownResult]:
     """:func:`crown`, also returning its context (None when the result is ``unknown``) for callers
     that run further backward passes on the same bounds."""
     ctx, reason = prepare(graph, lo, hi, semantics)
     if ctx is None:
         return None, CrownResult(graph, semantics, "unknown", reason)
     ctx.alpha.update(alpha or {})
-    looser = tighten(ctx)
+    looser = tighten(ctx, products=products)
     for out in graph.outputs:
         iv = ctx.bounds[out]
         if out in ctx.eqn_of and ctx._shapes[out] and ctx._shapes[out][0] == ctx.B:

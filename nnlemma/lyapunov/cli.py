@@ -7,12 +7,11 @@ and in the JSON, like ``nnlemma verify``), 2 on bad input.
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
 import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..userfile import load_user_object
 from .system import System
 
 
@@ -37,31 +36,7 @@ def add_arguments(p) -> None:
 
 def load_system(path: str, data_dir: str | None = None) -> System:
     """Import the system file and call its ``system()``."""
-    p = Path(path)
-    if not p.is_file() or p.suffix != ".py":
-        raise InputError(f"{path}: a system is a Python file defining system()")
-    sys.path.insert(0, str(p.resolve().parent))
-    try:
-        spec = importlib.util.spec_from_file_location(f"nnlemma_system_{p.stem}", p)
-        mod = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(mod)
-        except InputError:
-            raise
-        except Exception as exc:
-            raise InputError(f"{path}: importing the system file failed: {type(exc).__name__}: {exc}") from None
-    finally:
-        sys.path.pop(0)
-    fn = getattr(mod, "system", None)
-    if not callable(fn):
-        raise InputError(f"{path}: defines no system() function")
-    kwargs = {"data_dir": data_dir} if "data_dir" in inspect.signature(fn).parameters else {}
-    if data_dir and not kwargs:
-        raise InputError(f"{path}: system() takes no data_dir, but --data was given")
-    sysobj = fn(**kwargs)
-    if not isinstance(sysobj, System):
-        raise InputError(f"{path}: system() returned {type(sysobj).__name__}, not nnlemma.lyapunov.System")
-    return sysobj
+    return load_user_object(path, "system", System, "nnlemma.lyapunov.System", data_dir=data_dir)
 
 
 def run_command(args, prover=None) -> int:
