@@ -28,6 +28,7 @@ def add_arguments(p) -> None:
     p.add_argument("--timeout", type=float, default=1800.0, metavar="S", help="overall time budget (default 1800 s)")
     p.add_argument("--max-boxes", type=int, default=2_000_000, metavar="N", help="most leaves per part")
     p.add_argument("--batch", type=int, default=512, metavar="N", help="boxes bounded per CROWN call (default 512)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes for bounding (default 1)")
     p.add_argument("--json", metavar="OUT", help="write the report as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="heat map of the certified |residual| bound over the domain")
     p.add_argument("--certificate", metavar="OUT", help="write the partition and its per-box bounds; re-check "
@@ -49,8 +50,8 @@ def run_command(args) -> int:
     for out in (args.json, args.plot, args.certificate):
         if out and not Path(out).resolve().parent.is_dir():
             raise InputError(f"{out}: the output directory does not exist")
-    if not args.target_ratio >= 1 or not args.timeout > 0 or args.split_depth < 0 or args.batch < 1:
-        raise InputError("--target-ratio must be >= 1, --timeout > 0, --split-depth >= 0, --batch >= 1")
+    if not args.target_ratio >= 1 or not args.timeout > 0 or args.split_depth < 0 or args.batch < 1 or args.jobs < 1:
+        raise InputError("--target-ratio must be >= 1, --timeout > 0, --split-depth >= 0, --batch and --jobs >= 1")
     problem = load_problem(args.problem, args.model)
     last = [0.0]
 
@@ -63,7 +64,8 @@ def run_command(args) -> int:
                   f"ratio {ratio:.3g}", file=sys.stderr, flush=True)
 
     opts = Options(semantics=args.semantics, target_ratio=args.target_ratio, timeout=args.timeout,
-                   max_leaves=args.max_boxes, max_depth=args.split_depth, batch=args.batch, progress=progress)
+                   max_leaves=args.max_boxes, max_depth=args.split_depth, batch=args.batch, jobs=args.jobs,
+                   progress=progress)
     rep = check_problem(problem, opts)
     for p in rep["parts"]:
         c, r = p["certified_max_abs_residual"], p["ratio"]

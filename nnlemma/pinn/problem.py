@@ -165,11 +165,22 @@ def column_name(variables: Sequence[str], idx: tuple[int, ...]) -> str:
     return "u" if not idx else "u_" + sep.join(variables[i] for i in idx)
 
 
+def _constant_columns(graph: Graph) -> set[int]:
+    """Positions of the output stack's operands that no graph input reaches."""
+    varying = {v.id for v in graph.inputs}
+    for e in graph.equations:
+        if any(i in varying for i in e.inputs):
+            varying.add(e.out.id)
+    stack = next(e for e in graph.equations if e.out.id == graph.outputs[0])
+    return {k for k, i in enumerate(stack.inputs) if i not in varying}
+
+
 def part_graph(problem: PDE, residual: Callable, which: str = "first") -> tuple[Graph, list[str]]:
     """The graph ``[B, n] -> [B, k]`` of u, its partials (see :func:`derivative_indices`) and the
     residual (last column), and the column names."""
     import nnlemma as nl
     names: list[str] = []
+    constant: set[int] = set()      # columns that do not depend on the point (a quadratic's u_xx)
 
     def fn(z):
         u, X = Fields(problem.model, z, problem.variables), Coords(z, problem.variables)
@@ -182,14 +193,23 @@ def part_graph(problem: PDE, residual: Callable, which: str = "first") -> tuple[
             raise InputError(f"problem {problem.name!r}: the residual has shape {list(r.shape)}, expected [B]")
         idx = derivative_indices(problem.dim, u.used, which)
         names[:] = [column_name(problem.variables, ix) for ix in idx] + ["residual"]
-        return nl.stack([u.d(*(problem.variables[i] for i in ix)) for ix in idx] + [r], axis=1)
+        cols = [u.d(*(problem.variables[i] for i in ix)) for ix in idx] + [r]
+        # a constant column keeps batch size 1 when the graph is rebuilt for a batch: add the
+        # input-dependent exact zero z0 - z0 (finite z) so it gets the batch axis
+        zero = z[:, 0] - z[:, 0]
+        return nl.stack([c + zero if k in constant else c for k, c in enumerate(cols)], axis=1)
 
-    try:
-        graph = nl.compile(fn, np.zeros((1, problem.dim), F32)).graph
-    except InputError:
-        raise
-    except Exception as exc:  # a residual that does not trace: name the problem
-        raise InputError(f"problem {problem.name!r}: building the residual graph failed: "
-                         f"{type(exc).__name__}: {exc}") from None
+    def trace():
+        try:
+            return nl.compile(fn, np.zeros((1, problem.dim), F32)).graph
+        except InputError:
+            raise
+        except Exception as exc:  # a residual that does not trace: name the problem
+            raise InputError(f"problem {problem.name!r}: building the residual graph failed: "
+                             f"{type(exc).__name__}: {exc}") from None
+    graph = trace()
+    constant |= _constant_columns(graph)
+    if constant:
+        graph = trace()
     graph = replace(graph, equations=tuple(replace(e, source=None) for e in graph.equations))
     return prune(dedupe(graph)), names

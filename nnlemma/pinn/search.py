@@ -46,6 +46,7 @@ class Options:
     batch: int = 512                   # leaves bounded per CROWN call
     grid: int = 65536                  # sampling points
     local_starts: int = 16
+    jobs: int = 1                      # worker processes for bounding
     greedy: bool = True                # bound every candidate split, keep the best (else: kernel variation)
     progress: object = None            # callable(part, leaves, certified, sampled) or None
 
@@ -93,15 +94,47 @@ def midpoint(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ((a.astype(np.float64) + b.astype(np.float64)) / 2).astype(F32)
 
 
-class Bounder:
-    """Batched CROWN bounds and kernel evaluation of one part graph."""
+_WORKER: "Bounder | None" = None
 
-    def __init__(self, graph: Graph, semantics: str, batch: int):
+
+def _worker_init(graph_text: str, semantics: str, batch: int) -> None:
+    global _WORKER
+    from ..ir.serialize import loads
+    _WORKER = Bounder(loads(graph_text), semantics, batch)
+
+
+def _worker_bound(lo: np.ndarray, hi: np.ndarray):
+    return _WORKER.bound(lo, hi)
+
+
+class Bounder:
+    """Batched CROWN bounds and kernel evaluation of one part graph; with ``jobs`` > 1, large
+    requests are split over that many spawned worker processes (each box's bounds do not depend on
+    which batch or process computed them). Use as a context manager to stop the workers."""
+
+    def __init__(self, graph: Graph, semantics: str, batch: int, jobs: int = 1):
         from ..bounds.crown import crown
         self._crown = crown
         self.problem = Problem(graph, semantics)
         self.semantics, self.batch = semantics, batch
         self.calls = 0
+        self._pool = None
+        if jobs > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            from ..ir.serialize import dumps
+            self._pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_init, initargs=(dumps(graph), semantics, batch))
+            self._jobs = jobs
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     def evaluate(self, X: np.ndarray) -> np.ndarray:
         out = []
@@ -111,6 +144,11 @@ class Bounder:
 
     def bound(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Output bounds ``[N, k]`` per box; rows of a batch that cannot be bounded are ±inf."""
+        if self._pool is not None and len(lo) >= 2 * 32:
+            cuts = np.linspace(0, len(lo), self._jobs + 1).astype(int)
+            futs = [self._pool.submit(_worker_bound, lo[a:b], hi[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+            parts = [f.result() for f in futs]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         k = self.problem.n_out
         ylo, yhi = np.full((len(lo), k), -np.inf), np.full((len(lo), k), np.inf)
         for i in range(0, len(lo), self.batch):
@@ -162,6 +200,8 @@ class Sampler:
         return Y
 
     def local_search(self, starts: np.ndarray, iters: int = 60) -> None:
+        if not len(starts):
+            return
         P = starts.astype(F32)
         live = self.hi > self.lo
         step = np.tile(np.where(live, (self.hi - self.lo) / 64, 0).astype(np.float64), (len(P), 1))
@@ -218,37 +258,32 @@ def _children(pl, ph, dims):
 
 
 def _greedy_split(bounder, pl, ph, idx):
-    """Bound the children of every splittable dimension; keep, per leaf, the split whose worse
-    child has the smaller |residual| bound."""
-    n, N = pl.shape[1], len(pl)
+    """Bound the children of every splittable dimension (one request); keep, per leaf, the split
+    whose worse child has the smaller |residual| bound. Returns the split leaves' indices, their
+    dimensions, the children ``[left; right]`` and the children's bounds."""
+    n = pl.shape[1]
     m = midpoint(pl, ph)
     ok = (m > pl) & (m < ph)
-    best = np.full(N, np.inf)
-    dims = np.full(N, -1)
-    kids = {}
-    for j in range(n):
-        rows = np.flatnonzero(ok[:, j])
-        if not len(rows):
-            continue
-        cl, ch = _children(pl[rows], ph[rows], np.full(len(rows), j))
-        ylo, yhi = bounder.bound(cl, ch)
-        r = np.maximum(np.abs(ylo[:, -1]), np.abs(yhi[:, -1]))
-        worse = np.maximum(r[:len(rows)], r[len(rows):])
-        win = worse < best[rows]
-        best[rows[win]], dims[rows[win]] = worse[win], j
-        kids[j] = (rows, cl, ch, ylo, yhi)
-    keep = dims >= 0
-    sel = np.flatnonzero(keep)
-    out_l, out_h, out_ylo, out_yhi = [], [], [], []
-    for side in (0, 1):
-        for leaf in sel:
-            rows, cl, ch, ylo, yhi = kids[dims[leaf]]
-            i = int(np.searchsorted(rows, leaf)) + side * len(rows)
-            out_l.append(cl[i]); out_h.append(ch[i]); out_ylo.append(ylo[i]); out_yhi.append(yhi[i])
-    if not len(sel):
-        z = np.zeros((0, n), F32)
-        return idx[sel], dims[sel], (z, z), (np.zeros((0, 0)), np.zeros((0, 0)))
-    return idx[sel], dims[sel], (np.array(out_l), np.array(out_h)), (np.array(out_ylo), np.array(out_yhi))
+    cands = [(j, np.flatnonzero(ok[:, j])) for j in range(n) if ok[:, j].any()]
+    if not cands:
+        return idx[:0], idx[:0], (pl[:0], ph[:0]), (np.zeros((0, 0)), np.zeros((0, 0)))
+    kids = [_children(pl[rows], ph[rows], np.full(len(rows), j)) for j, rows in cands]
+    ylo, yhi = bounder.bound(np.concatenate([k[0] for k in kids]), np.concatenate([k[1] for k in kids]))
+    absr = np.maximum(np.abs(ylo[:, -1]), np.abs(yhi[:, -1]))
+    best, pick = np.full(len(pl), np.inf), np.full(len(pl), -1)
+    where = np.zeros((len(pl), 2), int)              # rows of the chosen left and right child
+    off = 0
+    for c, (j, rows) in enumerate(cands):
+        r = len(rows)
+        worse = np.maximum(absr[off:off + r], absr[off + r:off + 2 * r])
+        win = (worse < best[rows]) | (pick[rows] < 0)   # an unbounded (inf) split still beats none
+        best[rows[win]], pick[rows[win]] = worse[win], j
+        where[rows[win]] = np.stack([off + np.flatnonzero(win), off + r + np.flatnonzero(win)], axis=1)
+        off += 2 * r
+    sel = np.flatnonzero(pick >= 0)
+    order = np.concatenate([where[sel, 0], where[sel, 1]])
+    allo, alhi = np.concatenate([k[0] for k in kids]), np.concatenate([k[1] for k in kids])
+    return idx[sel], pick[sel], (allo[order], alhi[order]), (ylo[order], yhi[order])
 
 
 def refine(name: str, graph: Graph, outputs: list[str], lo, hi, opts: Options) -> PartResult:
@@ -260,7 +295,11 @@ def refine(name: str, graph: Graph, outputs: list[str], lo, hi, opts: Options) -
         return PartResult(name, outputs, np.zeros((0, len(lo)), F32), np.zeros((0, len(lo)), F32),
                           np.zeros((0, k)), np.zeros((0, k)), [], 0.0, [], [], 0.0, "no float32 points", 0)
     blo, bhi = box
-    bounder = Bounder(graph, opts.semantics, opts.batch)
+    with Bounder(graph, opts.semantics, opts.batch, opts.jobs) as bounder:
+        return _refine(name, graph, outputs, blo, bhi, opts, bounder, t0)
+
+
+def _refine(name, graph, outputs, blo, bhi, opts, bounder, t0) -> PartResult:
     sampler = Sampler(bounder, blo, bhi)
     G = _grid(blo, bhi, opts.grid)
     Yg = sampler.offer(G)
@@ -279,6 +318,9 @@ def refine(name: str, graph: Graph, outputs: list[str], lo, hi, opts: Options) -
                       "sampled": sampler.best})
         if opts.progress:
             opts.progress(name, len(L), cert, sampler.best)
+        if not np.isfinite(sampler.best):
+            stop = "the kernel's residual is not finite at a sampled point"
+            break
         if cert <= line:
             break
         if time.monotonic() - t0 > opts.timeout:
