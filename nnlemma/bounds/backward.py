@@ -277,6 +277,27 @@ def _step(ctx: Ctx, e: Equation, lam: np.ndarray, lams: dict, acc: _Acc) -> None
     return _cut(ctx, acc, z, lam)
 
 
+def _mccormick_planes(ctx, a, b, z):
+    """``(la, lb, ub, c_lo, c_hi)`` of :func:`_mccormick`, or None when z must be cut; cached in
+    ``ctx.relax_cache`` (the operands' bounds are final once a backward pass reaches z)."""
+    key = ("mccormick", z)
+    hit = ctx.relax_cache.get(key)
+    if hit is None:
+        shape = ctx.lshape(z)
+        ia, ib = ctx.bounds[a], ctx.bounds[b]
+        hit = ()
+        if ctx.lshape(a) == shape and ctx.lshape(b) == shape and ia.finite() and ib.finite():
+            la = np.broadcast_to(ia.lo, shape).astype(np.float64)
+            lb, ub = (np.broadcast_to(v, shape).astype(np.float64) for v in (ib.lo, ib.hi))
+            with np.errstate(over="ignore"):
+                c_lo = _down(-(la * lb))
+                c_hi = _up(-(la * ub))
+            if np.isfinite(c_lo).all() and np.isfinite(c_hi).all():
+                hit = (la, lb, ub, c_lo, c_hi)
+        ctx.relax_cache[key] = hit
+    return hit or None
+
+
 def _mccormick(ctx, e, lam, lams, acc):
     """z = a·b of two variables, a ∈ [la, ua], b ∈ [lb, ub] (McCormick): (a − la)(b − lb) >= 0 and
     (a − la)(b − ub) <= 0 give ``lb·a + la·b − la·lb <= a·b <= ub·a + la·b − la·ub`` for every a, b
@@ -285,17 +306,10 @@ def _mccormick(ctx, e, lam, lams, acc):
     Operands must have z's shape (no broadcasting) and finite, NaN-free intervals; else z is cut."""
     a, b = e.inputs
     z = e.out.id
-    shape = ctx.lshape(z)
-    ia, ib = ctx.bounds[a], ctx.bounds[b]
-    if ctx.lshape(a) != shape or ctx.lshape(b) != shape or not (ia.finite() and ib.finite()):
+    planes = _mccormick_planes(ctx, a, b, z)
+    if planes is None:
         return _cut(ctx, acc, z, lam)
-    la, ua = (np.broadcast_to(v, shape).astype(np.float64) for v in (ia.lo, ia.hi))
-    lb, ub = (np.broadcast_to(v, shape).astype(np.float64) for v in (ib.lo, ib.hi))
-    with np.errstate(over="ignore"):
-        c_lo = _down(-(la * lb))
-        c_hi = _up(-(la * ub))
-    if not (np.isfinite(c_lo).all() and np.isfinite(c_hi).all()):
-        return _cut(ctx, acc, z, lam)
+    la, lb, ub, c_lo, c_hi = planes
     _sub_rounding(ctx, acc, z, lam)
     acc.check_tiny(lam)
     pos, neg = np.maximum(lam, 0), np.minimum(lam, 0)

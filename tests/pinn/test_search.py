@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import nnlemma as nl
 from nnlemma.exact import exact_eval
 from nnlemma.pinn.problem import part_graph
 from nnlemma.pinn.run import part_report
