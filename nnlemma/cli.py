@@ -225,7 +225,11 @@ def _check_pinn(args) -> int:
 
 def cmd_pinn(args) -> int:
     from .pinn.cli import run_command
-    return run_command(args)
+    if not args.prove:
+        return run_command(args, None)
+    from obligations.cli import prove_property
+    args.model = args.problem   # names the obligations' model
+    return run_command(args, lambda graph, prop, left: prove_property(graph, prop, args, left))
 
 
 def _check_lyapunov(args) -> int:
@@ -339,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(adaptive partition, next to the sampled maximum)")
     from .pinn.cli import add_arguments as add_pinn
     add_pinn(pn)
+    add_prove_arguments(pn)
     pn.set_defaults(fn=cmd_pinn)
     _obligations_parser(sub)
     from obligations.audit_cli import add_parser as add_audit

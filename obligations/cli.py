@@ -183,7 +183,7 @@ def add_prove_arguments(v) -> None:
                    help="with --prove: solver for the lemmas the corner route does not decide")
     v.add_argument("--prove-leaves", type=int, default=4096, metavar="N",
                    help="with --prove: most IBP leaves per case before giving up (unknown)")
-    v.add_argument("--jobs", type=int, default=0, metavar="N", help="with --prove: worker processes")
+    v.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (with --prove: for the obligations; nnlemma pinn: also for bounding)")
 
 
 def prove_property(graph, prop, args, budget_s: float | None) -> tuple[bool, str, dict]:

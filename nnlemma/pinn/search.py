@@ -9,7 +9,10 @@ bisections as ``<dim><side>`` pairs from the root, so the partition can be rebui
 (:mod:`nnlemma.pinn.certificate`).
 
 **Bounds.** Every leaf's outputs (u, its partials, the residual) are bounded by CROWN
-(:func:`nnlemma.bounds.crown`) in the chosen semantics, many leaves per batch; a leaf whose bounds
+(:func:`nnlemma.bounds.crown`) in the chosen semantics, many leaves per batch, with CROWN bounds
+also for the operands of every product of two variables (``products``: the tangent × tanh′ and
+u × u_x products of derivative graphs get McCormick planes over tight intervals — 67x narrower
+residual bounds than plain CROWN on 0.004-wide Burgers boxes, for 7x the time per box); a leaf whose bounds
 are not finite (bounding failed, or a possible overflow) counts as unbounded (+inf).
 
 **Sampling.** The residual graph is run on the float32 kernel on a grid and at every new leaf's
@@ -49,6 +52,7 @@ class Options:
     grid: int = 65536                  # sampling points
     local_starts: int = 16
     jobs: int = 1                      # worker processes for bounding
+    products: bool = True              # CROWN bounds for product operands (False: plain CROWN, the baseline)
     progress: object = None            # callable(part, leaves, certified, sampled) or None
 
 
@@ -98,10 +102,10 @@ def midpoint(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _WORKER: "Bounder | None" = None
 
 
-def _worker_init(graph_text: str, semantics: str, batch: int) -> None:
+def _worker_init(graph_text: str, semantics: str, batch: int, products: bool) -> None:
     global _WORKER
     from ..ir.serialize import loads
-    _WORKER = Bounder(loads(graph_text), semantics, batch)
+    _WORKER = Bounder(loads(graph_text), semantics, batch, products=products)
 
 
 def _worker_bound(lo: np.ndarray, hi: np.ndarray):
@@ -113,11 +117,11 @@ class Bounder:
     requests are split over that many spawned worker processes (each box's bounds do not depend on
     which batch or process computed them). Use as a context manager to stop the workers."""
 
-    def __init__(self, graph: Graph, semantics: str, batch: int, jobs: int = 1):
+    def __init__(self, graph: Graph, semantics: str, batch: int, jobs: int = 1, products: bool = True):
         from ..bounds.crown import crown
         self._crown = crown
         self.problem = Problem(graph, semantics)
-        self.semantics, self.batch = semantics, batch
+        self.semantics, self.batch, self.products = semantics, batch, products
         self.calls = 0
         self._pool = None
         if jobs > 1:
@@ -126,7 +130,7 @@ class Bounder:
 
             from ..ir.serialize import dumps
             self._pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_init, initargs=(dumps(graph), semantics, batch))
+                                             initializer=_worker_init, initargs=(dumps(graph), semantics, batch, products))
             self._jobs = jobs
 
     def __enter__(self):
@@ -159,7 +163,7 @@ class Bounder:
             if m > n:
                 l, h = np.concatenate([l, np.repeat(l[-1:], m - n, 0)]), np.concatenate([h, np.repeat(h[-1:], m - n, 0)])
             self.calls += 1
-            res = self._crown(self.problem.batched(m), l, h, self.semantics, products=True)
+            res = self._crown(self.problem.batched(m), l, h, self.semantics, products=self.products)
             if res.status != "ok":
                 continue
             b = res.outputs[0]
@@ -274,7 +278,7 @@ def refine(name: str, graph: Graph, outputs: list[str], lo, hi, opts: Options) -
         return PartResult(name, outputs, np.zeros((0, len(lo)), F32), np.zeros((0, len(lo)), F32),
                           np.zeros((0, k)), np.zeros((0, k)), [], 0.0, [], [], 0.0, "no float32 points", 0)
     blo, bhi = box
-    with Bounder(graph, opts.semantics, opts.batch, opts.jobs) as bounder:
+    with Bounder(graph, opts.semantics, opts.batch, opts.jobs, opts.products) as bounder:
         return _refine(name, graph, outputs, blo, bhi, opts, bounder, t0)
 
 
