@@ -211,52 +211,52 @@ def cmd_check(args) -> int:
     return 0 if res.valid else EXIT_INVALID
 
 
-def _check_pinn(args) -> int:
-    from .pinn.certificate import check_certificate, read
-    from .pinn.cli import load_problem
+def _check_verdict(args, key: str, ok: bool, reason: str, t0: float) -> int:
+    """Print (and with --json write) a .py certificate check's verdict; the exit code."""
     from .verify.report import write_json
-    t0 = time.monotonic()
-    ok, reason = check_certificate(load_problem(args.model, args.pinn_model), read(args.spec))
     print(f"valid  ({reason}, {time.monotonic() - t0:.2f} s)" if ok else f"invalid: {reason}")
     if args.json:
-        write_json(args.json, {"problem": args.model, "certificate": args.spec, "valid": ok, "reason": reason})
+        write_json(args.json, {key: args.model, "certificate": args.spec, "valid": ok, "reason": reason})
     return 0 if ok else EXIT_INVALID
 
 
-def cmd_pinn(args) -> int:
-    from .pinn.cli import run_command
-    if not args.prove:
-        return run_command(args, None)
-    from obligations.cli import prove_property
-    args.model = args.problem   # names the obligations' model
-    return run_command(args, lambda graph, prop, left: prove_property(graph, prop, args, left))
+def _check_pinn(args) -> int:
+    from .pinn.certificate import check_certificate, read
+    from .pinn.cli import load_problem
+    t0 = time.monotonic()
+    ok, reason = check_certificate(load_problem(args.model, args.pinn_model), read(args.spec))
+    return _check_verdict(args, "problem", ok, reason, t0)
 
 
 def _check_lyapunov(args) -> int:
     from .lyapunov.certificate import check_certificate
     from .lyapunov.cli import load_system
-    from .verify.report import write_json
-    if args.certificate is not None:
-        raise InputError("a Lyapunov check takes SYSTEM.py CERTIFICATE (two arguments)")
     try:
         cert = json.loads(Path(args.spec).read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"{args.spec}: not JSON ({exc.msg} at line {exc.lineno})") from None
     t0 = time.monotonic()
     ok, reason = check_certificate(load_system(args.model, args.data), cert)
-    print(f"valid  ({reason}, {time.monotonic() - t0:.2f} s)" if ok else f"invalid: {reason}")
-    if args.json:
-        write_json(args.json, {"system": args.model, "certificate": args.spec, "valid": ok, "reason": reason})
-    return 0 if ok else EXIT_INVALID
+    return _check_verdict(args, "system", ok, reason, t0)
+
+
+def _with_prover(args, run_command, source: str) -> int:
+    """``run_command(args, prover)``; with --prove the prover discharges obligations (named after ``source``)."""
+    if not args.prove:
+        return run_command(args, None)
+    from obligations.cli import prove_property
+    args.model = source
+    return run_command(args, lambda graph, prop, left: prove_property(graph, prop, args, left))
+
+
+def cmd_pinn(args) -> int:
+    from .pinn.cli import run_command
+    return _with_prover(args, run_command, args.problem)
 
 
 def cmd_lyapunov(args) -> int:
     from .lyapunov.cli import run_command
-    if not args.prove:
-        return run_command(args, None)
-    from obligations.cli import prove_property
-    args.model = args.system
-    return run_command(args, lambda graph, prop, left: prove_property(graph, prop, args, left))
+    return _with_prover(args, run_command, args.system)
 
 
 def cmd_ops(args) -> int:

@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import InputError
 from ..verify.certificate import model_digest
 from .problem import PDE, part_graph
+from .run import part_columns
 from .search import Bounder, float32_box, midpoint
 
 FORMAT = "nnlemma-pinn-certificate-1"
@@ -37,7 +38,8 @@ FORMAT = "nnlemma-pinn-certificate-1"
 
 def build(problem: PDE, report: dict) -> dict:
     """The certificate's content (arrays and meta) from a :func:`~nnlemma.pinn.run.check_problem` report."""
-    meta = {"format": FORMAT, "problem": problem.name, "semantics": report["semantics"], "parts": []}
+    meta = {"format": FORMAT, "problem": problem.name, "semantics": report["semantics"],
+            "all_derivatives": report["all_derivatives"], "parts": []}
     arrays = {}
     for k, ((res, graph), part) in enumerate(zip(report["_internal"], report["parts"])):
         meta["parts"].append({"name": res.name, "outputs": res.outputs, "graph_digest": model_digest(graph),
@@ -121,7 +123,7 @@ def check_certificate(problem: PDE, cert: dict) -> tuple[bool, str]:
     total = 0
     for k, pm in enumerate(meta["parts"]):
         lo, hi, residual = parts[pm["name"]]
-        graph, names = part_graph(problem, residual, "first" if pm["name"] == "pde" else "used")
+        graph, names = part_graph(problem, residual, part_columns(pm["name"], bool(meta.get("all_derivatives"))))
         if model_digest(graph) != pm["graph_digest"] or names != pm["outputs"]:
             return False, f"{pm['name']}: the graph differs from the certified one (network, residual or derivatives)"
         L, H = arrays[f"p{k}_lo"], arrays[f"p{k}_hi"]

@@ -28,11 +28,13 @@ def add_arguments(p) -> None:
     p.add_argument("--timeout", type=float, default=1800.0, metavar="S", help="overall time budget (default 1800 s)")
     p.add_argument("--max-boxes", type=int, default=2_000_000, metavar="N", help="most leaves per part")
     p.add_argument("--batch", type=int, default=512, metavar="N", help="boxes bounded per CROWN call (default 512)")
+    p.add_argument("--all-derivatives", action="store_true",
+                   help="bound every second partial too (default: u, its first partials and what the residual uses)")
     p.add_argument("--json", metavar="OUT", help="write the report as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="heat map of the certified |residual| bound over the domain")
     p.add_argument("--certificate", metavar="OUT", help="write the partition and its per-box bounds; re-check "
                                                         "with `nnlemma check PROBLEM.py OUT`")
-    p.add_argument("--prove-max-boxes", type=int, default=4096, metavar="N",
+    p.add_argument("--prove-max-boxes", type=int, default=64, metavar="N",
                    help="with --prove: parts with more leaves are not sent to the obligation chain")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -100,7 +102,7 @@ def run_command(args, prover=None) -> int:
     opts = Options(semantics=args.semantics, target_ratio=args.target_ratio, timeout=args.timeout,
                    max_leaves=args.max_boxes, max_depth=args.split_depth, batch=args.batch, jobs=max(1, args.jobs),
                    progress=progress)
-    rep = check_problem(problem, opts)
+    rep = check_problem(problem, opts, all_derivatives=args.all_derivatives)
     if prover is not None:
         if args.semantics != "float32":
             raise InputError("--prove backs float32 results only")

@@ -49,14 +49,20 @@ def guarantee(problem: PDE, semantics: str, parts: list[dict]) -> str:
     return " ".join(out[:1]) + " " + "; ".join(out[1:]) + "."
 
 
-def check_problem(problem: PDE, opts: Options, *, record_parts: bool = True) -> dict:
+def part_columns(name: str, all_derivatives: bool) -> str:
+    """Which partials a part's graph outputs (:func:`~nnlemma.pinn.problem.derivative_indices`):
+    the PDE every first partial (and every second one when asked), a condition what it uses."""
+    return ("all" if all_derivatives else "first") if name == "pde" else "used"
+
+
+def check_problem(problem: PDE, opts: Options, *, all_derivatives: bool = False, record_parts: bool = True) -> dict:
     """The report dict (JSON-ready except ``_internal``: the part results and graphs)."""
     t0 = time.monotonic()
     todo = problem.parts()
     todo = todo[1:] + todo[:1]      # conditions first: each gets its share of the budget, the PDE the rest
     parts, internal = [], []
     for k, (name, lo, hi, residual) in enumerate(todo):
-        graph, names = part_graph(problem, residual, "first" if name == "pde" else "used")
+        graph, names = part_graph(problem, residual, part_columns(name, all_derivatives))
         share = (opts.timeout - (time.monotonic() - t0)) / (len(todo) - k)
         res = refine(name, graph, names, lo, hi, replace(opts, timeout=max(share, 0.0)))
         parts.insert(0 if name == "pde" else len(parts), part_report(res))
@@ -66,7 +72,7 @@ def check_problem(problem: PDE, opts: Options, *, record_parts: bool = True) -> 
               "domain": {"lo": problem.lo, "hi": problem.hi},
               "certified_max_abs_residual": pde["certified_max_abs_residual"],
               "sampled_max_abs_residual": pde["sampled_max_abs_residual"], "ratio": pde["ratio"],
-              "target_ratio": opts.target_ratio, "boxes": pde["leaves"],
+              "target_ratio": opts.target_ratio, "boxes": pde["leaves"], "all_derivatives": all_derivatives,
               "parts": parts, "guarantee": guarantee(problem, opts.semantics, parts),
               "seconds": round(time.monotonic() - t0, 3)}
     if record_parts:

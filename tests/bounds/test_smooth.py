@@ -44,9 +44,13 @@ def _violations(name, l, u, a_lo, b_lo, a_hi, b_hi, rng) -> list[str]:
     bad = []
     for x in _points(l, u, rng):
         f = _f_iv(name, x)
-        X = iv.mpf(x)
-        upper = iv.mpf(float(a_hi)) * X + iv.mpf(float(b_hi))
-        lower = iv.mpf(float(a_lo)) * X + iv.mpf(float(b_lo))
+        saved, iv.prec = iv.prec, PREC   # the lines at the oracle's precision too: a 53-bit sum can
+        try:                             # round a line a hair above f onto f and fake a violation
+            X = iv.mpf(x)
+            upper = iv.mpf(float(a_hi)) * X + iv.mpf(float(b_hi))
+            lower = iv.mpf(float(a_lo)) * X + iv.mpf(float(b_lo))
+        finally:
+            iv.prec = saved
         if not f.b < upper.a:
             bad.append(f"{name} on [{l!r}, {u!r}] at {x!r}: upper line {a_hi!r}·x + {b_hi!r} not above f")
         if not lower.b < f.a:
