@@ -88,6 +88,8 @@ def run_command(args, prover=None) -> int:
             raise InputError(f"{out}: the output directory does not exist")
     if not args.target_ratio >= 1 or not args.timeout > 0 or args.split_depth < 0 or args.batch < 1 or args.jobs < 0:
         raise InputError("--target-ratio must be >= 1, --timeout > 0, --split-depth >= 0, --batch >= 1, --jobs >= 0")
+    if prover is not None and args.semantics != "float32":
+        raise InputError("--prove backs float32 results only")
     problem = load_problem(args.problem, args.network)
     last = [0.0]
 
@@ -104,8 +106,6 @@ def run_command(args, prover=None) -> int:
                    progress=progress)
     rep = check_problem(problem, opts, all_derivatives=args.all_derivatives)
     if prover is not None:
-        if args.semantics != "float32":
-            raise InputError("--prove backs float32 results only")
         _prove(rep, prover, args.prove_max_boxes)
     for p in rep["parts"]:
         c, r = p["certified_max_abs_residual"], p["ratio"]

@@ -55,7 +55,7 @@ def part_columns(name: str, all_derivatives: bool) -> str:
     return ("all" if all_derivatives else "first") if name == "pde" else "used"
 
 
-def check_problem(problem: PDE, opts: Options, *, all_derivatives: bool = False, record_parts: bool = True) -> dict:
+def check_problem(problem: PDE, opts: Options, *, all_derivatives: bool = False) -> dict:
     """The report dict (JSON-ready except ``_internal``: the part results and graphs)."""
     t0 = time.monotonic()
     todo = problem.parts()
@@ -75,8 +75,7 @@ def check_problem(problem: PDE, opts: Options, *, all_derivatives: bool = False,
               "target_ratio": opts.target_ratio, "boxes": pde["leaves"], "all_derivatives": all_derivatives,
               "parts": parts, "guarantee": guarantee(problem, opts.semantics, parts),
               "seconds": round(time.monotonic() - t0, 3)}
-    if record_parts:
-        report["_internal"] = internal
+    report["_internal"] = internal
     return report
 
 

@@ -122,7 +122,6 @@ class Bounder:
         self._crown = crown
         self.problem = Problem(graph, semantics)
         self.semantics, self.batch, self.products = semantics, batch, products
-        self.calls = 0
         self._pool = None
         if jobs > 1:
             import multiprocessing
@@ -162,7 +161,6 @@ class Bounder:
             m = pow2(n)
             if m > n:
                 l, h = np.concatenate([l, np.repeat(l[-1:], m - n, 0)]), np.concatenate([h, np.repeat(h[-1:], m - n, 0)])
-            self.calls += 1
             res = self._crown(self.problem.batched(m), l, h, self.semantics, products=self.products)
             if res.status != "ok":
                 continue
@@ -192,7 +190,6 @@ class Sampler:
     def __init__(self, bounder: Bounder, lo: np.ndarray, hi: np.ndarray):
         self.b, self.lo, self.hi = bounder, lo, hi
         self.best, self.at, self.values = -1.0, None, None
-        self.scale = None
 
     def offer(self, X: np.ndarray) -> np.ndarray:
         """Kernel outputs at ``X``; keeps the best |residual| (NaN counts as +inf: never hidden)."""

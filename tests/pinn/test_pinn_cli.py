@@ -67,6 +67,7 @@ def test_model_option_and_bad_input_is_one_line(tmp_path, capsys):
     assert main(["pinn", str(wrong)]) == 2
     assert main(["pinn", str(wrong), "--model", str(tmp_path / "missing.onnx")]) == 2
     assert main(["pinn", PROBLEM, "--target-ratio", "0.5"]) == 2
+    assert main(["pinn", PROBLEM, "--prove", "--semantics", "real"]) == 2
     assert main(["pinn", PROBLEM, "--json", str(tmp_path / "no" / "r.json")]) == 2
     assert main(["check", PROBLEM, str(tmp_path / "missing.npz")]) == 2
     err = capsys.readouterr().err
